@@ -1,0 +1,205 @@
+"""Wires one Lookout node from its config: the only module that knows every package.
+
+Lifecycle: recover storage (delete partial blocks and blocks past the last log commit), open the
+listeners (health says 503 meanwhile), replay the log into the head, then mark ready and accept
+writes. SIGTERM stops the listeners, drains the log into the head, flushes it to blocks,
+commits, and exits within ``shutdown_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from lookout.buffer.wal import WriteAheadLog
+from lookout.config import Config, parse_hostport
+from lookout.ingest.otlp_grpc import build_server
+from lookout.ingest.otlp_http import OtlpHttpApp
+from lookout.ingest.receiver import BadRequest, Receiver
+from lookout.pipeline.consumer import LogConsumer
+from lookout.selfmon.registry import Registry
+from lookout.storage.blocks import BlockStore
+from lookout.traces.api import ApiError, TempoApi
+from lookout.traces.store import TraceStore
+
+log = logging.getLogger("lookout")
+
+HEAD_GROUP = "head"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the node owns SIGTERM for all listeners."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+def _bind(addr: str) -> socket.socket:
+    host, port = parse_hostport(addr)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise OSError(f"cannot listen on {addr}: {e.strerror}") from e
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class Node:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.data_dir = Path(cfg.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.registry = Registry()
+        self.wal = WriteAheadLog(self.data_dir / "wal", segment_bytes=cfg.wal.segment_size,
+                                 max_bytes=cfg.wal.max_size, commit_interval_s=cfg.wal.commit_interval,
+                                 fsync=cfg.wal.fsync)
+        self.blocks = BlockStore(self.data_dir)
+        self.traces = TraceStore(self.blocks, cfg.storage, self.registry)
+        self.receiver = Receiver(self.wal, cfg.ingest, self.registry)
+        self.consumer = LogConsumer(self.wal, "traces", HEAD_GROUP, self.traces,
+                                    head_max_bytes=cfg.storage.head_max_size)
+        self.ready = False
+        self.listening: dict[str, str] = {}
+        self._stop = asyncio.Event()
+        self._maintenance_stop = threading.Event()
+        self.registry.add_collector(self._collect)
+
+    # ---- HTTP apps --------------------------------------------------------------------------
+
+    def resolve_tenant(self, request: Request) -> str:
+        try:
+            return self.receiver.resolve_tenant(request.headers.get(self.cfg.ingest.tenant_header))
+        except BadRequest as e:
+            raise ApiError(400, str(e)) from None
+
+    def main_app(self) -> Starlette:
+        async def metrics(request: Request) -> Response:
+            return PlainTextResponse(self.registry.render(), media_type="text/plain; version=0.0.4")
+
+        async def ready(request: Request) -> Response:
+            if self.ready:
+                return PlainTextResponse("ready")
+            return PlainTextResponse("replaying the write-ahead log", status_code=503)
+
+        async def healthz(request: Request) -> Response:
+            return PlainTextResponse("ok")
+
+        routes = [Route("/metrics", metrics), Route("/ready", ready), Route("/healthz", healthz),
+                  *TempoApi(self.traces, self.resolve_tenant).routes()]
+        return Starlette(routes=routes)
+
+    def health_app(self) -> Starlette:
+        async def health(request: Request) -> Response:
+            body = {"status": "Server available" if self.ready else "Server not available"}
+            return Response(json.dumps(body), status_code=200 if self.ready else 503,
+                            media_type="application/json")
+
+        return Starlette(routes=[Route("/", health)])
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        report = self.blocks.recover()
+        committed = self.wal.committed(HEAD_GROUP, "traces")
+        removed = self.blocks.delete_blocks_after(committed, signal="traces")
+        log.info("storage recovery: %s; removed %d block(s) past the last log commit", report, removed)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        self.recover()
+        listen = self.cfg.listen
+        servers: list[_Server] = []
+        tasks = []
+        for name, addr, app in (("http", listen.http, self.main_app()),
+                                ("otlp_http", listen.otlp_http, OtlpHttpApp(self.receiver)),
+                                ("health", listen.health, self.health_app())):
+            sock = _bind(addr)
+            self.listening[name] = "%s:%d" % sock.getsockname()[:2]
+            server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
+                                            timeout_graceful_shutdown=5))
+            servers.append(server)
+            tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
+        host, port = parse_hostport(listen.otlp_grpc)
+        grpc_server, grpc_port = build_server(self.receiver, host, port)
+        self.listening["otlp_grpc"] = f"{host}:{grpc_port}"
+        await grpc_server.start()
+        self._announce()
+
+        replayed = await asyncio.to_thread(self.consumer.replay)
+        log.info("replayed %d log record(s); ready", replayed)
+        self.consumer.start()
+        maintenance = threading.Thread(target=self._maintenance, name="maintenance", daemon=True)
+        maintenance.start()
+        self.receiver.ready = self.ready = True
+        self._write_ready_file()
+
+        await self._stop.wait()
+        log.info("shutting down: draining and flushing (timeout %.0fs)", self.cfg.shutdown_timeout)
+        self.receiver.ready = self.ready = False
+        await grpc_server.stop(grace=min(5.0, self.cfg.shutdown_timeout))
+        for s in servers:
+            s.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._maintenance_stop.set()
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.consumer.stop, True), self.cfg.shutdown_timeout)
+        except TimeoutError:
+            log.error("drain did not finish within %.0fs; the log keeps the rest for the next start",
+                      self.cfg.shutdown_timeout)
+        self.wal.close()
+        log.info("stopped")
+
+    def _announce(self) -> None:
+        for name, addr in self.listening.items():
+            log.info("listening: %s on %s", name, addr)
+
+    def _write_ready_file(self) -> None:
+        """``<data_dir>/listening.json``: the bound addresses, written once ready (tests and
+        scripts that start Lookout on port 0 read it)."""
+        tmp = self.data_dir / "listening.json.tmp"
+        tmp.write_text(json.dumps({**self.listening, "pid": os.getpid()}))
+        tmp.replace(self.data_dir / "listening.json")
+
+    def _maintenance(self) -> None:
+        """Compaction, retention and log trimming, off the ingest and query paths."""
+        interval = self.cfg.storage.compaction_interval
+        while not self._maintenance_stop.wait(interval):
+            try:
+                self.traces.compact()
+                self.traces.apply_retention()
+                self.wal.trim()
+            except Exception:
+                log.exception("maintenance failed; will retry")
+
+    def _collect(self):
+        stats = self.wal.stats()
+        yield ("lookout_log_consumer_lag_bytes", "gauge", "Bytes appended to the log not yet consumed.",
+               [("lookout_log_consumer_lag_bytes", {"signal": "traces", "group": HEAD_GROUP},
+                 self.consumer.lag())])
+        samples = []
+        for sig, s in stats.get("signals", {}).items():
+            samples.append(("lookout_log_bytes", {"signal": sig}, s.get("bytes_on_disk", 0)))
+        yield ("lookout_log_bytes", "gauge", "Bytes of the write-ahead log on disk.", samples)
+        yield ("lookout_ready", "gauge", "1 once log replay is done.",
+               [("lookout_ready", {}, 1.0 if self.ready else 0.0)])

@@ -1,0 +1,152 @@
+"""What every receiver does once it holds a decoded-enough request: the transport-neutral core.
+
+A request is checked (cheap upb parse, id lengths), charged against the in-flight memory budget,
+appended raw to the durable log, and only then acknowledged. Each refusal is a typed exception
+that the HTTP and gRPC front ends map onto their own status codes, so both transports give the
+same answers and count the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from lookout.buffer.log import Log, LogFull
+from lookout.config import Ingest, valid_tenant
+from lookout.otlp import OtlpDecodeError, json_to_protobuf, validate_request
+from lookout.selfmon.registry import Registry
+
+log = logging.getLogger(__name__)
+
+ITEM_NAME = {"traces": "spans", "metrics": "data_points", "logs": "log_records"}
+
+
+class BadRequest(Exception):
+    """Malformed input: never retryable (HTTP 400 / gRPC INVALID_ARGUMENT)."""
+
+
+class TooLarge(Exception):
+    """Request body over ``ingest.max_request_bytes`` (HTTP 413 / gRPC RESOURCE_EXHAUSTED)."""
+
+
+class Overloaded(Exception):
+    """Retryable refusal: memory budget or log full (HTTP 429/503 / gRPC RESOURCE_EXHAUSTED or
+    UNAVAILABLE), with a hint of when to retry."""
+
+    def __init__(self, message: str, retry_after_s: float, *, unavailable: bool = False,
+                 reason: str = "overloaded") -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.unavailable = unavailable
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Accepted:
+    items: int
+    offset: int
+
+
+class InflightBudget:
+    """Bounds the request bytes held in memory at once; over it, refuse instead of growing."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def try_acquire(self, n: int) -> bool:
+        if self.used + n > self.limit:
+            return False
+        self.used += n
+        return True
+
+    def release(self, n: int) -> None:
+        self.used -= n
+
+
+class Receiver:
+    def __init__(self, log_: Log, cfg: Ingest, registry: Registry) -> None:
+        self.log = log_
+        self.cfg = cfg
+        self.budget = InflightBudget(cfg.max_inflight_bytes)
+        self.ready = False
+        self._received_items = registry.counter(
+            "lookout_receiver_accepted_items_total", "Items (spans, data points, log records) accepted.")
+        self._received_bytes = registry.counter(
+            "lookout_receiver_accepted_bytes_total", "Request bytes (uncompressed protobuf) accepted.")
+        self._refused = registry.counter(
+            "lookout_receiver_refused_requests_total", "Requests refused, by reason.")
+        self._refused_bytes = registry.counter(
+            "lookout_receiver_refused_bytes_total", "Request bytes refused, by reason.")
+        registry.add_collector(self._collect)
+
+    def _collect(self):
+        yield ("lookout_receiver_inflight_bytes", "gauge", "Request bytes held in memory now.",
+               [("lookout_receiver_inflight_bytes", {}, self.budget.used)])
+
+    def resolve_tenant(self, header_value: str | None) -> str:
+        tenant = (header_value or "").strip() or self.cfg.default_tenant
+        if not valid_tenant(tenant):
+            raise BadRequest(f'{self.cfg.tenant_header}: invalid tenant id "{tenant[:64]}" (expected 1-150 '
+                             "characters of letters, digits and !_.*'()-)")
+        return tenant
+
+    def refuse(self, signal: str, tenant: str, reason: str, nbytes: int) -> None:
+        self._refused.inc(signal=signal, tenant=tenant, reason=reason)
+        self._refused_bytes.inc(nbytes, signal=signal, tenant=tenant, reason=reason)
+
+    def check_size(self, signal: str, nbytes: int) -> None:
+        if nbytes > self.cfg.max_request_bytes:
+            raise TooLarge(f"request body of {nbytes} bytes exceeds the limit of "
+                           f"{self.cfg.max_request_bytes} bytes (ingest.max_request_bytes)")
+
+    async def export(self, signal: str, tenant_value: str | None, body: bytes, *, is_json: bool = False
+                     ) -> Accepted:
+        """Resolve the tenant, check and durably append one request; every refusal is counted
+        here, once, by reason. ``body`` is the uncompressed request."""
+        tenant = "unknown"
+        reason = "malformed"
+        try:
+            tenant = self.resolve_tenant(tenant_value)
+            reason = "too_large"
+            self.check_size(signal, len(body))
+            if is_json:
+                reason = "malformed"
+                try:
+                    body = json_to_protobuf(signal, body)
+                except OtlpDecodeError as e:
+                    raise BadRequest(str(e)) from e
+            return await self._accept(signal, tenant, body)
+        except BadRequest:
+            self.refuse(signal, tenant, "malformed", len(body))
+            raise
+        except TooLarge:
+            self.refuse(signal, tenant, "too_large", len(body))
+            raise
+        except Overloaded as e:
+            self.refuse(signal, tenant, e.reason, len(body))
+            raise
+
+    async def _accept(self, signal: str, tenant: str, body: bytes) -> Accepted:
+        if not self.ready:
+            raise Overloaded("Lookout is starting up (replaying its write-ahead log)", 1.0,
+                             unavailable=True, reason="not_ready")
+        if not self.budget.try_acquire(len(body)):
+            raise Overloaded(f"in-flight request memory is over its limit of {self.budget.limit} bytes "
+                             "(ingest.max_inflight_bytes)", 1.0, reason="memory_limit")
+        try:
+            try:
+                items = validate_request(signal, body)
+            except OtlpDecodeError as e:
+                raise BadRequest(str(e)) from e
+            if items == 0:
+                return Accepted(0, -1)  # nothing to store; OTLP says succeed
+            try:
+                offset = await self.log.append(signal, tenant, body)
+            except LogFull as e:
+                raise Overloaded(str(e), e.retry_after_s, reason="log_full") from e
+        finally:
+            self.budget.release(len(body))
+        self._received_items.inc(items, signal=signal, tenant=tenant)
+        self._received_bytes.inc(len(body), signal=signal, tenant=tenant)
+        return Accepted(items, offset)

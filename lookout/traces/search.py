@@ -1,0 +1,198 @@
+"""Trace search and tag discovery over head + blocks, executed by DuckDB.
+
+Python only plans: it picks the tenant's blocks overlapping the time range, registers the head's
+Arrow tables, and builds one SQL statement. Span filters (from TraceQL or legacy ``tags``) become
+a WHERE clause with ``?`` parameters; trace-level facts (root service and name, trace start and
+duration) come from a GROUP BY over the matched traces' spans. Results come back as Arrow.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+from lookout.traces.store import TraceStore
+
+SEARCH_COLUMNS = [
+    "trace_id", "span_id", "parent_span_id", "name", "kind", "start_time_unix_nano", "duration_nano",
+    "status_code", "status_message", "service_name", "attrs_str", "attrs_int", "attrs_dbl", "attrs_bool",
+    "res_attrs_str", "res_attrs_int", "res_attrs_dbl", "res_attrs_bool",
+]
+TAG_MAPS = {"span": ["attrs_str", "attrs_int", "attrs_dbl", "attrs_bool", "attrs_other"],
+            "resource": ["res_attrs_str", "res_attrs_int", "res_attrs_dbl", "res_attrs_bool", "res_attrs_other"]}
+VALUE_TYPES = {"str": "string", "int": "int", "dbl": "float", "bool": "bool"}
+INTRINSICS = ["duration", "kind", "name", "rootName", "rootServiceName", "status", "statusMessage",
+              "traceDuration"]
+
+
+@dataclass(slots=True)
+class SpanFilter:
+    """One or more span predicates; a trace matches when, for ``combine == "and"``, every
+    predicate matches some span of it, or for ``"or"`` any does."""
+
+    predicates: list[tuple[str, list]] = field(default_factory=lambda: [("TRUE", [])])
+    combine: str = "and"
+
+
+_local = threading.local()
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = duckdb.connect(config={"threads": 2})
+        _local.con = con
+    return con
+
+
+class _Relation:
+    """Registers a tenant's head tables and block files as one ``spans`` view on a cursor."""
+
+    def __init__(self, store: TraceStore, tenant: str, start_ns: int | None, end_ns: int | None,
+                 columns: list[str]) -> None:
+        self.cur = _connection().cursor()
+        parts = []
+        cols = ", ".join(columns)
+        for i, table in enumerate(store.head.tables(tenant)):
+            name = f"head_{i}"
+            self.cur.register(name, table.select(columns))
+            parts.append(f"SELECT {cols} FROM {name}")
+        files = [f for m in store.block_list(tenant, start_ns, end_ns) for f in store.blocks.data_files(m)]
+        if files:
+            flist = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            parts.append(f"SELECT {cols} FROM read_parquet([{flist}])")
+        self.empty = not parts
+        where = []
+        if start_ns is not None:
+            where.append(f"start_time_unix_nano + duration_nano >= {int(start_ns)}")
+        if end_ns is not None:
+            where.append(f"start_time_unix_nano <= {int(end_ns)}")
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+        if parts:
+            union = " UNION ALL ".join(parts)
+            self.cur.execute(f"CREATE OR REPLACE TEMP VIEW spans AS SELECT * FROM ({union}){cond}")
+
+    def close(self) -> None:
+        self.cur.close()
+
+
+def search(store: TraceStore, tenant: str, flt: SpanFilter, *, start_ns: int | None = None,
+           end_ns: int | None = None, min_duration_ns: int | None = None, max_duration_ns: int | None = None,
+           limit: int = 20, spans_per_set: int = 3) -> list[dict]:
+    rel = _Relation(store, tenant, start_ns, end_ns, SEARCH_COLUMNS)
+    try:
+        if rel.empty:
+            return []
+        params: list = []
+        side_sql = []
+        for i, (pred, p) in enumerate(flt.predicates):
+            side_sql.append(f"SELECT trace_id, span_id, start_time_unix_nano, duration_nano, service_name, "
+                            f"{i} AS side FROM spans WHERE ({pred})")
+            params.extend(p)
+        matched = " UNION ALL ".join(side_sql)
+        need = len(flt.predicates) if flt.combine == "and" else 1
+        having = [f"count(DISTINCT side) >= {need}"]
+        trace_filter = []
+        if min_duration_ns is not None:
+            trace_filter.append(f"t_end - t_start >= {int(min_duration_ns)}")
+        if max_duration_ns is not None:
+            trace_filter.append(f"t_end - t_start <= {int(max_duration_ns)}")
+        tf = (" WHERE " + " AND ".join(trace_filter)) if trace_filter else ""
+        sql = f"""
+        WITH m AS ({matched}),
+        hit AS (SELECT trace_id FROM m GROUP BY trace_id HAVING {' AND '.join(having)}),
+        t AS (
+          SELECT s.trace_id, min(s.start_time_unix_nano) AS t_start,
+                 max(s.start_time_unix_nano + s.duration_nano) AS t_end,
+                 arg_min(s.service_name, s.start_time_unix_nano)
+                   FILTER (WHERE octet_length(s.parent_span_id) = 0) AS root_service,
+                 arg_min(s.name, s.start_time_unix_nano)
+                   FILTER (WHERE octet_length(s.parent_span_id) = 0) AS root_name
+          FROM spans s SEMI JOIN hit USING (trace_id) GROUP BY s.trace_id),
+        top AS (SELECT * FROM t{tf} ORDER BY t_start DESC, trace_id LIMIT {int(limit)}),
+        ms AS (SELECT DISTINCT ON (trace_id, span_id) trace_id, span_id, start_time_unix_nano, duration_nano,
+                      service_name FROM m SEMI JOIN top USING (trace_id)),
+        ranked AS (SELECT *, row_number() OVER (PARTITION BY trace_id ORDER BY start_time_unix_nano, span_id) AS rn,
+                          count(*) OVER (PARTITION BY trace_id) AS matched FROM ms)
+        SELECT top.trace_id, top.t_start, top.t_end, top.root_service, top.root_name,
+               list({{'span_id': r.span_id, 'start': r.start_time_unix_nano, 'duration': r.duration_nano,
+                      'service': r.service_name}} ORDER BY r.start_time_unix_nano)
+                 FILTER (WHERE r.rn <= {int(spans_per_set)}) AS spans,
+               max(r.matched) AS matched
+        FROM top JOIN ranked r USING (trace_id)
+        GROUP BY ALL ORDER BY top.t_start DESC, top.trace_id
+        """
+        rows = rel.cur.execute(sql, params).arrow().to_pylist()
+    finally:
+        rel.close()
+    return rows
+
+
+def tag_names(store: TraceStore, tenant: str, start_ns: int | None = None, end_ns: int | None = None,
+              scope: str | None = None) -> dict[str, list[str]]:
+    """Attribute keys per scope (``span``, ``resource``) seen in the time range."""
+    scopes = [scope] if scope in TAG_MAPS else list(TAG_MAPS)
+    cols = [c for s in scopes for c in TAG_MAPS[s]]
+    rel = _Relation(store, tenant, start_ns, end_ns, ["trace_id", "start_time_unix_nano", "duration_nano", *cols])
+    out: dict[str, list[str]] = {s: [] for s in scopes}
+    try:
+        if rel.empty:
+            return out
+        for s in scopes:
+            unions = " UNION ".join(f"SELECT DISTINCT unnest(map_keys({c})) AS k FROM spans" for c in TAG_MAPS[s])
+            keys = rel.cur.execute(f"SELECT k FROM ({unions}) WHERE k IS NOT NULL ORDER BY k").arrow()
+            out[s] = keys.column(0).to_pylist()
+    finally:
+        rel.close()
+    return out
+
+
+def tag_values(store: TraceStore, tenant: str, scope: str | None, key: str, *, start_ns: int | None = None,
+               end_ns: int | None = None, limit: int = 1000) -> list[dict]:
+    """Distinct values of one attribute with their TraceQL types; ``scope`` None = both scopes."""
+    if scope is None and key in ("name", "status", "kind", "statusMessage", "rootServiceName", "rootName"):
+        return _intrinsic_values(store, tenant, key, start_ns, end_ns, limit)
+    scopes = [scope] if scope in TAG_MAPS else list(TAG_MAPS)
+    maps = [c for s in scopes for c in TAG_MAPS[s] if not c.endswith("_other")]
+    rel = _Relation(store, tenant, start_ns, end_ns, ["trace_id", "start_time_unix_nano", "duration_nano", *maps])
+    try:
+        if rel.empty:
+            return []
+        parts = []
+        for c in maps:
+            vtype = VALUE_TYPES[c.rsplit("_", 1)[1]]
+            parts.append(f"SELECT DISTINCT '{vtype}' AS type, CAST({c}[?] AS VARCHAR) AS value FROM spans")
+        sql = f"SELECT DISTINCT type, value FROM ({' UNION '.join(parts)}) WHERE value IS NOT NULL " \
+              f"ORDER BY type, value LIMIT {int(limit)}"
+        rows = rel.cur.execute(sql, [key] * len(parts)).arrow().to_pylist()
+    finally:
+        rel.close()
+    return rows
+
+
+_KIND_NAMES = ["unspecified", "internal", "server", "client", "producer", "consumer"]
+_STATUS_NAMES = ["unset", "ok", "error"]
+
+
+def _intrinsic_values(store: TraceStore, tenant: str, key: str, start_ns, end_ns, limit) -> list[dict]:
+    if key == "status":
+        return [{"type": "keyword", "value": v} for v in _STATUS_NAMES]
+    if key == "kind":
+        return [{"type": "keyword", "value": v} for v in _KIND_NAMES]
+    column = {"name": "name", "statusMessage": "status_message", "rootServiceName": "service_name",
+              "rootName": "name"}[key]
+    rel = _Relation(store, tenant, start_ns, end_ns,
+                    ["trace_id", "start_time_unix_nano", "duration_nano", "parent_span_id", column])
+    try:
+        if rel.empty:
+            return []
+        root = " AND octet_length(parent_span_id) = 0" if key.startswith("root") else ""
+        tbl: pa.Table = rel.cur.execute(
+            f"SELECT DISTINCT {column} AS value FROM spans WHERE {column} <> ''{root} ORDER BY 1 LIMIT {int(limit)}"
+        ).arrow()
+    finally:
+        rel.close()
+    return [{"type": "string", "value": v} for v in tbl.column(0).to_pylist()]
