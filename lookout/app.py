@@ -199,7 +199,7 @@ class Node:
                  self.consumer.lag())])
         samples = []
         for sig, s in stats.get("signals", {}).items():
-            samples.append(("lookout_log_bytes", {"signal": sig}, s.get("bytes_on_disk", 0)))
+            samples.append(("lookout_log_bytes", {"signal": sig}, s.get("bytes", 0)))
         yield ("lookout_log_bytes", "gauge", "Bytes of the write-ahead log on disk.", samples)
         yield ("lookout_ready", "gauge", "1 once log replay is done.",
                [("lookout_ready", {}, 1.0 if self.ready else 0.0)])

@@ -19,12 +19,12 @@ PB = {"Content-Type": "application/x-protobuf"}
 JS = {"Content-Type": "application/json"}
 
 
-def good_request(trace_id: bytes | None = None, span_id: bytes | None = None) -> bytes:
+def good_request(trace_id: bytes | None = None, span_id: bytes | None = None, name: str = "x") -> bytes:
     req = ExportTraceServiceRequest()
     sp = req.resource_spans.add().scope_spans.add().spans.add()
     sp.trace_id = trace_id if trace_id is not None else os.urandom(16)
     sp.span_id = span_id if span_id is not None else os.urandom(8)
-    sp.name = "x"
+    sp.name = name
     sp.start_time_unix_nano, sp.end_time_unix_nano = 1, 2
     return req.SerializeToString()
 
@@ -96,7 +96,7 @@ def test_log_full_is_429_with_retry_after_and_counted(lookout_factory):
     node = lookout_factory({"wal": {"max_size": "64KB", "segment_size": "16KB"}})
     statuses = []
     for _ in range(40):
-        r = httpx.post(f"{node.otlp_http}/v1/traces", content=good_request() * 1, headers=PB, timeout=10)
+        r = httpx.post(f"{node.otlp_http}/v1/traces", content=good_request(name="n" * 4000), headers=PB, timeout=10)
         statuses.append(r.status_code)
         if r.status_code == 429:
             assert int(r.headers["retry-after"]) >= 1
@@ -109,7 +109,7 @@ def test_log_full_is_429_with_retry_after_and_counted(lookout_factory):
     with grpc.insecure_channel(node.otlp_grpc) as ch:
         export = ch.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
         with pytest.raises(grpc.RpcError) as ei:
-            export(good_request(), timeout=10)
+            export(good_request(name="n" * 4000), timeout=10)
     err = ei.value
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     details = dict(err.trailing_metadata() or ())["grpc-status-details-bin"]

@@ -1,7 +1,7 @@
 """Drives one signal from the log into its store: read, decode into the head, flush, commit.
 
-The order is the durability contract: the log offset is committed only after the blocks that
-cover it are durable, and the head drops a flushed snapshot only after that commit. A crash at
+The order is the durability contract: the sink writes its blocks, then calls back to commit the
+log offset they cover, and only then drops the flushed data from its head. A crash at
 any point therefore replays from the last commit, and blocks written after it are deleted at
 startup (``BlockStore.delete_blocks_after``) and re-created by the replay.
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from lookout.buffer.log import Log
@@ -24,8 +25,7 @@ log = logging.getLogger(__name__)
 class Sink(Protocol):
     def ingest(self, records: list) -> None: ...
     def flush_due(self) -> bool: ...
-    def flush(self) -> Any: ...  # None or an object with .offset_hi
-    def release(self, result: Any) -> None: ...
+    def flush(self, commit: Callable[[int], None]) -> Any: ...  # writes blocks, then calls commit(offset)
     @property
     def head_bytes(self) -> int: ...
 
@@ -64,11 +64,7 @@ class LogConsumer:
         return len(records)
 
     def flush(self) -> None:
-        result = self.sink.flush()
-        if result is None:
-            return
-        self.log.commit(self.group, self.signal, result.offset_hi)
-        self.sink.release(result)
+        self.sink.flush(lambda offset: self.log.commit(self.group, self.signal, offset))
 
     def lag(self) -> int:
         return self.log.end_offset(self.signal) - self.position

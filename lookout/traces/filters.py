@@ -42,3 +42,15 @@ def tags_filter(pairs: list[tuple[str, str]]) -> SpanFilter:
     if not conds:
         return SpanFilter()
     return SpanFilter(predicates=[(" AND ".join(conds), params)])
+
+
+def traceql_filter(query: str) -> SpanFilter:
+    """A TraceQL query as span predicates; parse errors keep Tempo's wording and position."""
+    from lookout.traces.traceql import TraceQLError, parse
+    from lookout.traces.traceql.sql import plan
+
+    try:
+        p = plan(parse(query))
+    except TraceQLError as e:
+        raise FilterError(str(e)) from e
+    return SpanFilter(predicates=[(s.where_sql, list(s.params)) for s in p.sides], combine=p.combine)

@@ -87,6 +87,22 @@ class TraceHead:
             self._first_at = self._offset_lo = self._offset_hi = None
             return snap
 
+    def restore(self, snap: HeadSnapshot) -> None:
+        """A flush failed: put the snapshot back in front of the live data so the next flush
+        writes it (and the commit never skips past it)."""
+        with self._lock:
+            self._flushing = [s for s in self._flushing if s is not snap]
+            for tenant, tables in snap.tables.items():
+                self._live[tenant] = tables + self._live.get(tenant, [])
+                self._raw[tenant] = snap.raw_bytes.get(tenant, 0) + self._raw.get(tenant, 0)
+                self._bytes += sum(t.nbytes for t in tables)
+                self._rows += sum(t.num_rows for t in tables)
+            self._offset_lo = snap.offset_lo
+            if self._offset_hi is None:
+                self._offset_hi = snap.offset_hi
+            if self._first_at is None:
+                self._first_at = time.monotonic()
+
     def release(self, snap: HeadSnapshot) -> None:
         with self._lock:
             self._flushing = [s for s in self._flushing if s is not snap]

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,30 +88,33 @@ class TraceStore:
         return self.head.pending_offset() is not None and (
             self.head.live_bytes >= self.cfg.flush_size or self.head.age() >= self.cfg.flush_interval)
 
-    def flush(self) -> FlushResult | None:
-        """Write the head as one block per tenant; returns the log offset now covered by blocks."""
+    def flush(self, commit: Callable[[int], None]) -> FlushResult | None:
+        """Write the head as one block per tenant, then ``commit`` the log offset they cover.
+
+        The commit happens under the write lock so compaction never merges a block whose log
+        range is not yet committed (recovery deletes exactly those and replays them)."""
         with self._write_lock:
             snap = self.head.snapshot()
             if snap is None:
                 return None
             started = time.monotonic()
-            written = []
-            for tenant in sorted(snap.tables):
-                table = snap.combined(tenant)
-                if table.num_rows == 0:
-                    continue
-                written.append(self.blocks.write_block(
-                    tenant, SIGNAL, table, sort_keys=SORT_KEYS, time_column=TIME_COLUMN,
-                    key_column="trace_id", level=0, sidecars=trace_index.build,
-                    source={"kind": "wal", "offset_lo": snap.offset_lo, "offset_hi": snap.offset_hi},
-                    raw_bytes=snap.raw_bytes.get(tenant, 0), row_group_rows=self.cfg.row_group_rows))
+            try:
+                written = [self._write_tenant_block(tenant, snap) for tenant in sorted(snap.tables)]
+                commit(snap.offset_hi)
+            except BaseException:
+                self.head.restore(snap)
+                raise
+            self.head.release(snap)
             self._flushes.inc(signal=SIGNAL)
             self._flush_seconds.inc(time.monotonic() - started, signal=SIGNAL)
             return FlushResult(snap.offset_hi, written, snap)
 
-    def release(self, result: FlushResult) -> None:
-        """Drop a flushed snapshot from the head once the log commit covers it."""
-        self.head.release(result.snapshot)
+    def _write_tenant_block(self, tenant: str, snap: HeadSnapshot) -> BlockMeta:
+        return self.blocks.write_block(
+            tenant, SIGNAL, snap.combined(tenant), sort_keys=SORT_KEYS, time_column=TIME_COLUMN,
+            key_column="trace_id", level=0, sidecars=trace_index.build,
+            source={"kind": "wal", "offset_lo": snap.offset_lo, "offset_hi": snap.offset_hi},
+            raw_bytes=snap.raw_bytes.get(tenant, 0), row_group_rows=self.cfg.row_group_rows)
 
     def compact(self) -> list[BlockMeta]:
         with self._write_lock:
