@@ -55,7 +55,8 @@ def main(examples: Path) -> int:
                 assert span["name"] == "I'm a server span", span["name"]
                 assert span["kind"] == 2
                 assert int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"]) == 1_000_000_000
-                assert {"key": "service.name", "value": {"stringValue": "my.service"}} in batch["resource"]["attributes"]
+                service = {"key": "service.name", "value": {"stringValue": "my.service"}}
+                assert service in batch["resource"]["attributes"]
                 passed += 1
             except Exception as e:  # noqa: BLE001 - a runner reports every failure
                 failures.append(f"trace.json read back through the Tempo API: {e!r}")

@@ -135,7 +135,8 @@ class Node:
                                 ("otlp_http", listen.otlp_http, OtlpHttpApp(self.receiver)),
                                 ("health", listen.health, self.health_app())):
             sock = _bind(addr)
-            self.listening[name] = "%s:%d" % sock.getsockname()[:2]
+            host, port = sock.getsockname()[:2]
+            self.listening[name] = f"{host}:{port}"
             server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
                                             timeout_graceful_shutdown=5))
             servers.append(server)

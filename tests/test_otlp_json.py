@@ -143,7 +143,10 @@ def test_log_and_exemplar_ids_are_hex() -> None:
                                 "name": "m",
                                 "gauge": {
                                     "dataPoints": [
-                                        {"asDouble": 1, "exemplars": [{"traceId": "ab" * 16, "spanId": "cd" * 8}]}
+                                        {
+                                            "asDouble": 1,
+                                            "exemplars": [{"traceId": "ab" * 16, "spanId": "cd" * 8}],
+                                        }
                                     ]
                                 },
                             }
@@ -182,7 +185,10 @@ def _spans_body(**span: object) -> bytes:
         (_spans_body(parentSpanId="ab ab ab ab ab ab ab"), r"spans\[1\]\.parentSpanId: expected 16 hex"),
         (_spans_body(name=5), r"invalid OTLP/JSON ExportTraceServiceRequest: .*name"),
         (_spans_body(kind=[1]), r"invalid OTLP/JSON ExportTraceServiceRequest: .*kind"),
-        (_spans_body(startTimeUnixNano="12x"), r"invalid OTLP/JSON ExportTraceServiceRequest: .*startTimeUnixNano"),
+        (
+            _spans_body(startTimeUnixNano="12x"),
+            r"invalid OTLP/JSON ExportTraceServiceRequest: .*startTimeUnixNano",
+        ),
     ],
 )
 def test_errors(body: bytes, message: str) -> None:

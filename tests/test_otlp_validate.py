@@ -53,7 +53,10 @@ def test_trace_count() -> None:
         (lambda sp: setattr(sp, "kind", 200), r"spans\[2\]\.kind: 200 is out of range"),
         (lambda sp: setattr(sp, "kind", -1), r"spans\[2\]\.kind: -1 is out of range"),
         (lambda sp: setattr(sp.status, "code", 1000), r"spans\[2\]\.status\.code: 1000 is out of range"),
-        (lambda sp: setattr(sp, "end_time_unix_nano", 2**63), r"spans\[2\]\.end_time_unix_nano: .* out of range"),
+        (
+            lambda sp: setattr(sp, "end_time_unix_nano", 2**63),
+            r"spans\[2\]\.end_time_unix_nano: .* out of range",
+        ),
         (
             lambda sp: sp.events.add(time_unix_nano=2**64 - 1),
             r"spans\[2\]\.events\[0\]\.time_unix_nano: .* out of range",

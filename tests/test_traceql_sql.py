@@ -38,25 +38,59 @@ def _span(trace: bytes, sid: int, parent: int | None, name: str, **kw: object) -
 
 ROWS = [
     _span(
-        T1, 1, None, "GET /api", kind=2, status_code=2, duration_nano=150 * MS, service_name="frontend",
+        T1,
+        1,
+        None,
+        "GET /api",
+        kind=2,
+        status_code=2,
+        duration_nano=150 * MS,
+        service_name="frontend",
         attrs_str={"http.method": "GET", "shadow": "span"},
         attrs_int={"http.status_code": 500, "typed": 1},
         res_attrs_str={"service.name": "frontend", "region": "us-east-1", "shadow": "res", "typed": "x"},
     ),
     _span(
-        T1, 2, 1, "SELECT", kind=3, status_code=1, duration_nano=20 * MS, service_name="db",
-        status_message="fine", attrs_str={"db.system": "postgresql"}, attrs_dbl={"ratio": 0.5},
-        attrs_bool={"cached": True}, res_attrs_str={"service.name": "db"},
+        T1,
+        2,
+        1,
+        "SELECT",
+        kind=3,
+        status_code=1,
+        duration_nano=20 * MS,
+        service_name="db",
+        status_message="fine",
+        attrs_str={"db.system": "postgresql"},
+        attrs_dbl={"ratio": 0.5},
+        attrs_bool={"cached": True},
+        res_attrs_str={"service.name": "db"},
     ),
     _span(
-        T2, 3, None, "POST /orders", kind=2, status_code=None, duration_nano=2_000 * MS,
-        service_name="orders", status_message="Forbidden",
-        attrs_int={"http.status_code": 200}, attrs_dbl={"weight": 200.0}, attrs_str={"foo bar": "v"},
+        T2,
+        3,
+        None,
+        "POST /orders",
+        kind=2,
+        status_code=None,
+        duration_nano=2_000 * MS,
+        service_name="orders",
+        status_message="Forbidden",
+        attrs_int={"http.status_code": 200},
+        attrs_dbl={"weight": 200.0},
+        attrs_str={"foo bar": "v"},
         res_attrs_str={"service.name": "orders"},
     ),
     _span(
-        T2, 4, 3, "consume", kind=5, status_code=2, duration_nano=500_000, service_name="worker",
-        attrs_bool={"cached": False}, res_attrs_str={"region": "us-west-1"},
+        T2,
+        4,
+        3,
+        "consume",
+        kind=5,
+        status_code=2,
+        duration_nano=500_000,
+        service_name="worker",
+        attrs_bool={"cached": False},
+        res_attrs_str={"region": "us-west-1"},
     ),
 ]
 NAMES = {r["span_id"]: r["name"] for r in ROWS}
@@ -164,10 +198,10 @@ CASES = [
     ("{ .typed = 1 }", {"GET /api"}),
     ('{ resource.typed = "x" }', {"GET /api"}),
     # boolean structure
-    ('{ kind = server && status = error }', {"GET /api"}),
+    ("{ kind = server && status = error }", {"GET /api"}),
     ('{ kind = consumer || name = "SELECT" }', {"SELECT", "consume"}),
-    ('{ !(kind = server || status = error) }', {"SELECT"}),
-    ('{ (kind = server || kind = client) && duration < 1s }', {"GET /api", "SELECT"}),
+    ("{ !(kind = server || status = error) }", {"SELECT"}),
+    ("{ (kind = server || kind = client) && duration < 1s }", {"GET /api", "SELECT"}),
     ('{ "SELECT" = name }', {"SELECT"}),
     ("{ 400 <= span.http.status_code }", {"GET /api"}),
     # spansets combined per trace
@@ -177,7 +211,7 @@ CASES = [
     ('{ name = "SELECT" } || { name = "consume" }', {"SELECT", "consume"}),
     ('{ name = "SELECT" } || { name = "nothing" }', {"SELECT"}),
     ('({ name = "SELECT" } && { name = "consume" }) || { kind = server }', {"GET /api", "POST /orders"}),
-    ('{ status = error } && { kind = server }', {"GET /api", "consume", "POST /orders"}),
+    ("{ status = error } && { kind = server }", {"GET /api", "consume", "POST /orders"}),
     ('{ status = error } && { kind = server } && { name = "SELECT" }', {"GET /api", "SELECT"}),
     ('({ status = ok } || { name = "consume" }) && { kind = server }', ALL),
     # hints are accepted and ignored
@@ -202,17 +236,15 @@ TRACE_CASES = [
 
 
 @pytest.mark.parametrize(("query", "expected"), TRACE_CASES)
-def test_trace_level_intrinsics_derived(con: duckdb.DuckDBPyConnection, query: str, expected: set[str]) -> None:
+def test_trace_level_intrinsics_derived(
+    con: duckdb.DuckDBPyConnection, query: str, expected: set[str]
+) -> None:
     assert match(con, query, derive_trace_columns=True) == expected
 
 
 def test_trace_level_columns_provided_by_caller(con: duckdb.DuckDBPyConnection) -> None:
     p = plan_query('{ trace:rootService = "orders" } && { status = error }')
     assert p.trace_columns == {"trace_root_service"}
-    rel = (
-        "(SELECT *, CASE WHEN trace_id = '\\x02'::BLOB THEN 'orders' ELSE 'frontend' END AS trace_root_service,"
-        " 'x' AS trace_root_name, 0 AS trace_duration_nano FROM spans)"
-    )
     rel = "(SELECT *, CASE WHEN name IN ('POST /orders', 'consume') THEN 'orders' ELSE 'frontend' END"
     rel += " AS trace_root_service FROM spans)"
     sql, params = to_sql(p, rel)
@@ -234,6 +266,11 @@ def test_plan_shape_and_parameters() -> None:
 
     assert plan_query("{ .a } && ({ .b } || { .c })").combine == "mixed"
     assert plan_query("{ }").where_sql == "TRUE"
+    assert plan_query("{ }").columns == frozenset()
+    assert plan_query('{ span.a = "x" && kind = server }').columns == {"attrs_str", "kind"}
+    assert plan_query("{ .a != nil }").columns == {
+        f"{p}attrs_{t}" for p in ("", "res_") for t in ("str", "int", "dbl", "bool", "other")
+    }
 
 
 def test_where_sql_is_a_usable_prefilter(con: duckdb.DuckDBPyConnection) -> None:
@@ -271,7 +308,9 @@ def test_unsupported(query: str, construct: str) -> None:
     assert construct in str(info.value)
 
 
-@pytest.mark.parametrize("query", ['{ 1 = "foo" }', "{ status > ok }", '{ .a =~ "[" }', "{ span:status = nil }"])
+@pytest.mark.parametrize(
+    "query", ['{ 1 = "foo" }', "{ status > ok }", '{ .a =~ "[" }', "{ span:status = nil }"]
+)
 def test_plan_validates(query: str) -> None:
     with pytest.raises(TraceQLValidationError):
         plan_query(query)

@@ -105,13 +105,10 @@ class Receiver:
         """Resolve the tenant, check and durably append one request; every refusal is counted
         here, once, by reason. ``body`` is the uncompressed request."""
         tenant = "unknown"
-        reason = "malformed"
         try:
             tenant = self.resolve_tenant(tenant_value)
-            reason = "too_large"
             self.check_size(signal, len(body))
             if is_json:
-                reason = "malformed"
                 try:
                     body = json_to_protobuf(signal, body)
                 except OtlpDecodeError as e:

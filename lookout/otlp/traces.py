@@ -10,6 +10,10 @@ Two decoders produce the identical table:
 - :func:`decode_traces_reference` is a plain upb + loops decoder: slow, but obviously correct.
   Tests assert both agree on varied requests, so the vectorized code cannot drift silently.
 
+Measured (``bench/bench_decode.py``, median of 5, 1,000 spans x 10 attributes, 50 resources):
+decode_traces 155-180 k spans/s (of ~6 ms per 1,000 spans, ptars itself is ~2.5 ms), the
+reference 32-36 k spans/s; 20 joined 50-span requests: 162 k vs 32 k spans/s.
+
 Conventions shared by both (see ``lookout/traces/schema.py``): absent sub-messages (resource,
 scope, status, an attribute's value) decode like their empty defaults; rows keep request order;
 non-scalar attribute values (array, kvlist, bytes, empty) go to ``attrs_other`` as the serialized

@@ -285,9 +285,14 @@ class Parser:
                     attrs.append(self.parse_attribute_arg())
                 self.expect(")")
                 return ast.Select(tuple(attrs), span=self.span_from(start))
-            if word in METRICS_NO_ARGS or word in METRICS_ATTR or word in (
-                "quantile_over_time",
-                "compare",
+            if (
+                word in METRICS_NO_ARGS
+                or word in METRICS_ATTR
+                or word
+                in (
+                    "quantile_over_time",
+                    "compare",
+                )
             ):
                 return self.parse_metrics_aggregate()
             if word in SECOND_STAGE and self.peek().kind == "(":
@@ -405,7 +410,9 @@ class Parser:
             if num.kind in _NUMBER_TOKENS and self.peek().kind != "^":
                 self.advance()
                 return ast.Static(
-                    _NUMBER_TOKENS[num.kind], -num.value, span=self.span_from(tok.start)  # type: ignore[operator]
+                    _NUMBER_TOKENS[num.kind],
+                    -num.value,
+                    span=self.span_from(tok.start),  # type: ignore[operator]
                 )
             operand = self.parse_field(ast.UNARY_PRECEDENCE["-"] + 1)
             return ast.UnaryOp("-", operand, span=self.span_from(tok.start))

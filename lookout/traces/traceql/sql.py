@@ -36,12 +36,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from lookout.traces.schema import SPAN_SCHEMA
+
 from . import ast
 from .errors import TraceQLUnsupportedError
 from .parser import parse
 from .validate import validate
 
 TRACE_COLUMNS = ("trace_root_service", "trace_root_name", "trace_duration_nano")
+_KNOWN_COLUMNS = frozenset(SPAN_SCHEMA.names) | frozenset(TRACE_COLUMNS)
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _TYPED_MAPS = ("attrs_str", "attrs_int", "attrs_dbl", "attrs_bool", "attrs_other")
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
@@ -86,11 +90,11 @@ class SpansetPlan:
     says how their per-trace results combine, and ``combine`` flattens it to ``"and"`` / ``"or"``
     when every operator is the same (``"mixed"`` otherwise: only ``to_sql`` handles that).
 
-    A span matches when it satisfies a leaf whose trace satisfies the
-    whole tree: ``A && B`` keeps traces with spans matching each side (matched spans: the union),
-    ``A || B`` traces with spans matching either. ``to_sql`` renders exactly that; ``where_sql``/
-    ``params`` are a per-span filter that is exact for a single leaf and otherwise a superset
-    (any leaf) that storage may push down before the trace-level step.
+    Per trace, ``A && B`` is non-empty when both sides are, ``A || B`` when either is; the
+    matched spans are the union of the sides' matched spans. ``to_sql`` renders exactly that.
+    ``where_sql``/``params`` are a per-span filter, exact for a single leaf and otherwise a
+    superset (any leaf) that storage may push down before the trace-level step. ``columns``
+    lists the columns the predicates read: the relation must provide them (and ``trace_id``).
     """
 
     leaves: tuple[Predicate, ...]
@@ -109,6 +113,12 @@ class SpansetPlan:
         if len(ops) > 1:
             return "mixed"
         return "or" if ops == {"||"} else "and"
+
+    @property
+    def columns(self) -> frozenset[str]:
+        """The span-table (and trace-level) columns the predicates read, besides ``trace_id``."""
+        words = set(_WORD.findall(" ".join(leaf.where_sql for leaf in self.leaves)))
+        return frozenset(words & _KNOWN_COLUMNS)
 
     @property
     def exact(self) -> bool:
