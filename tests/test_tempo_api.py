@@ -83,6 +83,10 @@ def test_search_traceql_tags_and_durations(lookout):
     assert ids({"q": '{ resource.service.name = "checkout" && kind = client }'}) == {slow.hex()}
     assert ids({"q": '{ name = "GET /fast" } || { span.retry = true }'}) == {fast.hex(), err.hex()}
     assert ids({"q": '{ name = "GET /slow" } && { name = "db" }'}) == {slow.hex()}
+    assert ids({"q": '({ name = "db" } && { name = "GET /slow" }) || { status = error }'}) == {slow.hex(), err.hex()}
+    assert ids({"q": '{ rootName = "GET /slow" && kind = client }'}) == {slow.hex()}
+    assert ids({"q": "{ traceDuration > 1s }"}) == {slow.hex()}
+    assert ids({"q": "{ .http.route = nil }"}) == {slow.hex()}
     assert ids({"tags": "http.status_code=500"}) == {err.hex()}
     assert ids({"tags": 'service.name=checkout http.route="/fast"'}) == {fast.hex()}
     assert ids({"minDuration": "1s"}) == {slow.hex()}

@@ -53,4 +53,5 @@ def traceql_filter(query: str) -> SpanFilter:
         p = plan(parse(query))
     except TraceQLError as e:
         raise FilterError(str(e)) from e
-    return SpanFilter(predicates=[(s.where_sql, list(s.params)) for s in p.sides], combine=p.combine)
+    return SpanFilter(predicates=[(leaf.where_sql, list(leaf.params)) for leaf in p.leaves], tree=p.tree,
+                      trace_columns=p.trace_columns)

@@ -19,7 +19,8 @@ from lookout.traces.store import TraceStore
 SEARCH_COLUMNS = [
     "trace_id", "span_id", "parent_span_id", "name", "kind", "start_time_unix_nano", "duration_nano",
     "status_code", "status_message", "service_name", "attrs_str", "attrs_int", "attrs_dbl", "attrs_bool",
-    "res_attrs_str", "res_attrs_int", "res_attrs_dbl", "res_attrs_bool",
+    "attrs_other", "res_attrs_str", "res_attrs_int", "res_attrs_dbl", "res_attrs_bool", "res_attrs_other",
+    "scope_name", "scope_version",
 ]
 TAG_MAPS = {"span": ["attrs_str", "attrs_int", "attrs_dbl", "attrs_bool", "attrs_other"],
             "resource": ["res_attrs_str", "res_attrs_int", "res_attrs_dbl", "res_attrs_bool", "res_attrs_other"]}
@@ -28,13 +29,37 @@ INTRINSICS = ["duration", "kind", "name", "rootName", "rootServiceName", "status
               "traceDuration"]
 
 
+Tree = int | tuple[str, "Tree", "Tree"]
+
+
 @dataclass(slots=True)
 class SpanFilter:
-    """One or more span predicates; a trace matches when, for ``combine == "and"``, every
-    predicate matches some span of it, or for ``"or"`` any does."""
+    """Span predicates (one per TraceQL spanset) and how they combine per trace: ``tree`` is a
+    predicate index or ``("&&" | "||", left, right)``. A trace matches when the tree holds with
+    each leaf read as "some span of the trace matches this predicate"; the matched spans are
+    those matching any leaf. ``trace_columns`` are trace-level columns the predicates read."""
 
     predicates: list[tuple[str, list]] = field(default_factory=lambda: [("TRUE", [])])
-    combine: str = "and"
+    tree: Tree = 0
+    trace_columns: frozenset[str] = frozenset()
+
+
+def _tree_sql(tree: Tree) -> str:
+    if isinstance(tree, int):
+        return f"bool_or(side = {tree})"
+    op, left, right = tree
+    return f"({_tree_sql(left)} {'AND' if op == '&&' else 'OR'} {_tree_sql(right)})"
+
+
+_TRACE_COLUMNS_SQL = """
+  SELECT sp.*, tr.trace_root_service, tr.trace_root_name, tr.trace_duration_nano FROM spans sp JOIN (
+    SELECT trace_id,
+           arg_min(service_name, start_time_unix_nano) FILTER (WHERE octet_length(parent_span_id) = 0)
+             AS trace_root_service,
+           arg_min(name, start_time_unix_nano) FILTER (WHERE octet_length(parent_span_id) = 0)
+             AS trace_root_name,
+           max(start_time_unix_nano + duration_nano) - min(start_time_unix_nano) AS trace_duration_nano
+    FROM spans GROUP BY trace_id) tr USING (trace_id)"""
 
 
 _local = threading.local()
@@ -88,13 +113,13 @@ def search(store: TraceStore, tenant: str, flt: SpanFilter, *, start_ns: int | N
             return []
         params: list = []
         side_sql = []
+        source = f"({_TRACE_COLUMNS_SQL})" if flt.trace_columns else "spans"
         for i, (pred, p) in enumerate(flt.predicates):
             side_sql.append(f"SELECT trace_id, span_id, start_time_unix_nano, duration_nano, service_name, "
-                            f"{i} AS side FROM spans WHERE ({pred})")
+                            f"{i} AS side FROM {source} WHERE ({pred})")
             params.extend(p)
         matched = " UNION ALL ".join(side_sql)
-        need = len(flt.predicates) if flt.combine == "and" else 1
-        having = [f"count(DISTINCT side) >= {need}"]
+        having = [_tree_sql(flt.tree)]
         trace_filter = []
         if min_duration_ns is not None:
             trace_filter.append(f"t_end - t_start >= {int(min_duration_ns)}")
