@@ -41,7 +41,7 @@ from lookout.otlp import decode_traces  # noqa: E402
 from lookout.selfmon.registry import Registry  # noqa: E402
 from lookout.storage.blocks import BlockStore  # noqa: E402
 from lookout.traces import trace_index  # noqa: E402
-from lookout.traces.schema import SORT_KEYS, TIME_COLUMN  # noqa: E402
+from lookout.traces.schema import PARQUET_WRITER_OPTIONS, SORT_KEYS, TIME_COLUMN  # noqa: E402
 from lookout.traces.store import TraceStore  # noqa: E402
 
 
@@ -128,8 +128,9 @@ def build_lookup_dataset(data: Path, total_spans: int, rng: random.Random) -> li
         for _ in range(max(1, 1_000_000 // base.num_rows)):
             # fresh random trace ids per copy: dictionary-encode, replace the dictionary
             enc = pc.dictionary_encode(base.column("trace_id")).combine_chunks()
-            new_ids = pa.array(list(np.frombuffer(os.urandom(16 * len(enc.dictionary)), dtype="S16")),
-                               pa.binary(16))
+            n_ids = len(enc.dictionary)
+            new_ids = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n_ids,
+                                                           [None, pa.py_buffer(os.urandom(16 * n_ids))])
             ids = pc.take(new_ids, enc.indices)
             t = base.set_column(0, "trace_id", ids)
             shift = pa.scalar((i % 24) * hour_ns + (t_base - base.column("start_time_unix_nano")[0].as_py()),
@@ -142,6 +143,7 @@ def build_lookup_dataset(data: Path, total_spans: int, rng: random.Random) -> li
         table = pa.concat_tables(batch)
         store.write_block("default", "traces", table, sort_keys=SORT_KEYS, time_column=TIME_COLUMN,
                           key_column="trace_id", level=2, sidecars=trace_index.build,
+                          writer_options=PARQUET_WRITER_OPTIONS,
                           source={"kind": "bench", "offset_lo": written, "offset_hi": written + table.num_rows})
         written += table.num_rows
     return samples

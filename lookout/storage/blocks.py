@@ -459,6 +459,7 @@ class BlockStore:
         compression_level: int = 3,
         max_file_rows: int | None = None,
         extra: dict[str, Any] | None = None,
+        writer_options: dict[str, Any] | None = None,
     ) -> BlockMeta:
         """Sort ``table`` by ``sort_keys`` and commit it as one block; returns its metadata.
 
@@ -466,7 +467,9 @@ class BlockStore:
         rename on local disk; a single PUT on object stores). The id is deterministic (see
         :func:`make_block_id`); if a committed block with that id already exists it is returned
         unchanged (same source ⇒ same rows). ``max_file_rows`` splits the sorted rows into
-        ``data.parquet``, ``data-0001.parquet`` … by key range."""
+        ``data.parquet``, ``data-0001.parquet`` … by key range. ``writer_options`` are extra
+        ``pyarrow.parquet.ParquetWriter`` arguments a signal chooses for its layout (which columns
+        get dictionaries, byte-stream-split, ...); by default top-level strings get dictionaries."""
         validate_name(tenant, "tenant")
         validate_name(signal, "signal")
         if table.num_rows == 0:
@@ -540,7 +543,7 @@ class BlockStore:
             name = f"{DATA_PREFIX}.parquet" if i == 0 else f"{DATA_PREFIX}-{i:04d}.parquet"
             path = f"{bdir}/{name}"
             nbytes, rg_rows = self._write_parquet(
-                path, part, sort_keys, row_group_rows, compression, compression_level
+                path, part, sort_keys, row_group_rows, compression, compression_level, writer_options
             )
             written.append(path)
             stored += nbytes
@@ -631,6 +634,7 @@ class BlockStore:
         row_group_rows: int,
         compression: str,
         compression_level: int,
+        writer_options: dict[str, Any] | None = None,
     ) -> tuple[int, list[int]]:
         sorting = pq.SortingColumn.from_ordering(table.schema, [(k, o) for k, o in sort_keys])
         with self.fs.open_output_stream(path) as out:
@@ -639,9 +643,9 @@ class BlockStore:
                 table.schema,
                 compression=compression,
                 compression_level=compression_level,
-                use_dictionary=_string_columns(table.schema),
                 write_page_index=True,
                 sorting_columns=sorting,
+                **{"use_dictionary": _string_columns(table.schema), **(writer_options or {})},
             )
             try:
                 writer.write_table(table, row_group_size=row_group_rows)

@@ -81,6 +81,7 @@ def merge_blocks(
     row_group_rows: int = 32768,
     compression_level: int = 3,
     max_file_rows: int | None = None,
+    writer_options: dict[str, Any] | None = None,
 ) -> BlockMeta:
     """Merge ``inputs`` (one tenant and signal) into one block that replaces them; then delete
     them unless ``delete_inputs`` is False (they stay hidden, and recover() removes them).
@@ -123,6 +124,7 @@ def merge_blocks(
         row_group_rows=row_group_rows,
         compression_level=compression_level,
         max_file_rows=max_file_rows,
+        writer_options=writer_options,
     )
     if delete_inputs:
         for m in inputs:
@@ -162,6 +164,7 @@ def compact(
     row_group_rows: int = 32768,
     compression_level: int = 3,
     max_file_rows: int | None = None,
+    writer_options: dict[str, Any] | None = None,
 ) -> list[BlockMeta]:
     """Merge the live blocks of ``tenant``/``signal`` window by window (``min_time // window``).
 
@@ -217,6 +220,7 @@ def compact(
                     row_group_rows=row_group_rows,
                     compression_level=compression_level,
                     max_file_rows=max_file_rows,
+                    writer_options=writer_options,
                 )
             )
     return out

@@ -29,7 +29,13 @@ from lookout.storage.compaction import compact
 from lookout.storage.retention import apply_retention
 from lookout.traces import trace_index
 from lookout.traces.head import HeadSnapshot, TraceHead
-from lookout.traces.schema import SORT_KEYS, SPAN_SCHEMA, TIME_COLUMN
+from lookout.traces.schema import (
+    COMPACTED_ZSTD_LEVEL,
+    PARQUET_WRITER_OPTIONS,
+    SORT_KEYS,
+    SPAN_SCHEMA,
+    TIME_COLUMN,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +120,8 @@ class TraceStore:
             tenant, SIGNAL, snap.combined(tenant), sort_keys=SORT_KEYS, time_column=TIME_COLUMN,
             key_column="trace_id", level=0, sidecars=trace_index.build,
             source={"kind": "wal", "offset_lo": snap.offset_lo, "offset_hi": snap.offset_hi},
-            raw_bytes=snap.raw_bytes.get(tenant, 0), row_group_rows=self.cfg.row_group_rows)
+            raw_bytes=snap.raw_bytes.get(tenant, 0), row_group_rows=self.cfg.row_group_rows,
+            writer_options=PARQUET_WRITER_OPTIONS)
 
     def compact(self) -> list[BlockMeta]:
         with self._write_lock:
@@ -126,7 +133,10 @@ class TraceStore:
                                    key_column="trace_id", sidecars=trace_index.build,
                                    window_s=int(self.cfg.compaction_window),
                                    min_inputs=self.cfg.compaction_min_blocks,
-                                   dedupe_columns=["trace_id", "span_id"])
+                                   dedupe_columns=["trace_id", "span_id"],
+                                   row_group_rows=self.cfg.row_group_rows,
+                                   compression_level=COMPACTED_ZSTD_LEVEL,
+                                   writer_options=PARQUET_WRITER_OPTIONS)
             except Exception:
                 self._compaction_failures.inc(signal=SIGNAL)
                 log.exception("trace compaction failed")
