@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
