@@ -198,9 +198,19 @@ class Node:
         yield ("lookout_log_consumer_lag_bytes", "gauge", "Bytes appended to the log not yet consumed.",
                [("lookout_log_consumer_lag_bytes", {"signal": "traces", "group": HEAD_GROUP},
                  self.consumer.lag())])
-        samples = []
-        for sig, s in stats.get("signals", {}).items():
-            samples.append(("lookout_log_bytes", {"signal": sig}, s.get("bytes", 0)))
-        yield ("lookout_log_bytes", "gauge", "Bytes of the write-ahead log on disk.", samples)
+        per_signal = stats.get("signals", {})
+        for name, key, kind, help_text in (
+            ("lookout_log_bytes", "bytes", "gauge", "Bytes of the write-ahead log on disk."),
+            ("lookout_log_segments", "segments", "gauge", "Segment files of the write-ahead log."),
+            ("lookout_log_appended_records_total", "appended_records", "counter", "Records appended to the log."),
+            ("lookout_log_fsyncs_total", "fsyncs", "counter", "Group-commit fsyncs of the log."),
+            ("lookout_log_fsync_seconds_total", "fsync_seconds_sum", "counter", "Time spent in log fsyncs."),
+            ("lookout_log_torn_tail_records_total", "torn_tail_records", "counter",
+             "Torn records cut from the log tail at startup (a crash mid-append)."),
+            ("lookout_log_corrupt_records_total", "corrupt_records", "counter",
+             "Records skipped for a bad checksum or header."),
+        ):
+            yield (name, kind, help_text,
+                   [(name, {"signal": sig}, s.get(key, 0)) for sig, s in sorted(per_signal.items())])
         yield ("lookout_ready", "gauge", "1 once log replay is done.",
                [("lookout_ready", {}, 1.0 if self.ready else 0.0)])

@@ -64,9 +64,15 @@ def test_kill9_loses_no_acknowledged_span(lookout_factory, tmp_path):
         t.join()
     assert len(acked) > 20, "the stream should have been acknowledged many times before the kill"
 
+    # A crash mid-append leaves a torn record: simulate one on top of whatever the kill left.
+    segment = sorted((tmp_path / "node" / "wal" / "traces").glob("*.seg"))[-1]
+    with open(segment, "ab") as f:
+        f.write(b"\x40\x00\x00\x00torn")
+
     node2 = lookout_factory(cfg, data_dir=tmp_path / "node")
     missing = [t.hex() for t in acked if span_count(node2.http, t) != 20]
     assert not missing, f"{len(missing)} of {len(acked)} acknowledged traces lost or duplicated: {missing[:5]}"
+    assert metric_value(node2.metrics(), "lookout_log_torn_tail_records_total", signal="traces") >= 1
 
 
 def test_sigterm_drains_flushes_and_exits_zero(lookout_factory, tmp_path):
