@@ -62,11 +62,21 @@ def main(argv: list[str] | None = None) -> int:
     from lookout.app import Node  # imported late: check-config stays fast and light
 
     try:
-        asyncio.run(Node(cfg).run())
+        _run(Node(cfg).run())
     except OSError as e:
         logging.getLogger("lookout").error("%s", e)
         return 1
     return 0
+
+
+def _run(coro) -> None:
+    """uvloop when available (faster HTTP and gRPC event handling), asyncio otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
 
 
 if __name__ == "__main__":

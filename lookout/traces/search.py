@@ -150,7 +150,7 @@ def search(store: TraceStore, tenant: str, flt: SpanFilter, *, start_ns: int | N
         FROM top JOIN ranked r USING (trace_id)
         GROUP BY ALL ORDER BY top.t_start DESC, top.trace_id
         """
-        rows = rel.cur.execute(sql, params).to_arrow_table().to_pylist()
+        rows = rel.cur.sql(sql, params=params).to_arrow_table().to_pylist()
     finally:
         rel.close()
     return rows
@@ -168,7 +168,7 @@ def tag_names(store: TraceStore, tenant: str, start_ns: int | None = None, end_n
             return out
         for s in scopes:
             unions = " UNION ".join(f"SELECT DISTINCT unnest(map_keys({c})) AS k FROM spans" for c in TAG_MAPS[s])
-            keys = rel.cur.execute(f"SELECT k FROM ({unions}) WHERE k IS NOT NULL ORDER BY k").to_arrow_table()
+            keys = rel.cur.sql(f"SELECT k FROM ({unions}) WHERE k IS NOT NULL ORDER BY k").to_arrow_table()
             out[s] = keys.column(0).to_pylist()
     finally:
         rel.close()
@@ -192,7 +192,7 @@ def tag_values(store: TraceStore, tenant: str, scope: str | None, key: str, *, s
             parts.append(f"SELECT DISTINCT '{vtype}' AS type, CAST({c}[?] AS VARCHAR) AS value FROM spans")
         sql = f"SELECT DISTINCT type, value FROM ({' UNION '.join(parts)}) WHERE value IS NOT NULL " \
               f"ORDER BY type, value LIMIT {int(limit)}"
-        rows = rel.cur.execute(sql, [key] * len(parts)).to_arrow_table().to_pylist()
+        rows = rel.cur.sql(sql, params=[key] * len(parts)).to_arrow_table().to_pylist()
     finally:
         rel.close()
     return rows
@@ -215,7 +215,7 @@ def _intrinsic_values(store: TraceStore, tenant: str, key: str, start_ns, end_ns
         if rel.empty:
             return []
         root = " AND octet_length(parent_span_id) = 0" if key.startswith("root") else ""
-        tbl: pa.Table = rel.cur.execute(
+        tbl: pa.Table = rel.cur.sql(
             f"SELECT DISTINCT {column} AS value FROM spans WHERE {column} <> ''{root} ORDER BY 1 LIMIT {int(limit)}"
         ).to_arrow_table()
     finally:
