@@ -67,6 +67,10 @@ class TraceStore:
         self._retention_deleted = registry.counter(
             "lookout_retention_deleted_blocks_total", "Blocks deleted by retention, by signal.")
         self._decoded = registry.counter("lookout_decoded_items_total", "Items decoded into the head.")
+        self._dropped = registry.counter(
+            "lookout_dropped_requests_total", "Accepted requests dropped after the log, by reason.")
+        self._dropped_bytes = registry.counter(
+            "lookout_dropped_bytes_total", "Bytes of accepted requests dropped after the log, by reason.")
         registry.add_collector(self._collect)
 
     # ---- write path -------------------------------------------------------------------------
@@ -80,11 +84,26 @@ class TraceStore:
             by_tenant.setdefault(r.tenant, []).append(r.payload)
         lo, hi = records[0].offset, records[-1].next_offset
         for tenant, payloads in by_tenant.items():
-            table = decode_traces(payloads)
+            table = self._decode(tenant, payloads)
             if table.num_rows:
                 self.head.append(tenant, table, sum(map(len, payloads)), lo, hi)
                 self._decoded.inc(table.num_rows, signal=SIGNAL, tenant=tenant)
         self.head.mark_consumed(hi)
+
+    def _decode(self, tenant: str, payloads: list[bytes]) -> pa.Table:
+        """Decode a batch; if it fails, decode request by request so that one request the
+        receiver accepted but the decoder cannot handle is counted and skipped instead of
+        blocking the log forever (it stays in the log segment for inspection until trimmed)."""
+        try:
+            return decode_traces(payloads)
+        except Exception:
+            if len(payloads) == 1:
+                self._dropped.inc(signal=SIGNAL, tenant=tenant, reason="decode_error")
+                self._dropped_bytes.inc(len(payloads[0]), signal=SIGNAL, tenant=tenant, reason="decode_error")
+                log.exception("traces: a %d-byte request of tenant %s could not be decoded; skipped",
+                              len(payloads[0]), tenant)
+                return SPAN_SCHEMA.empty_table()
+            return pa.concat_tables([self._decode(tenant, [p]) for p in payloads])
 
     @property
     def head_bytes(self) -> int:
