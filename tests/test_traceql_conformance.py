@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from lookout.traces.traceql import (
@@ -14,10 +12,9 @@ from lookout.traces.traceql import (
     parse,
     validate,
 )
+from tests.conftest import SHARED
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared/conformance/traceql/tempo-agpl/test_examples.yaml"
-if not FIXTURE.exists():  # the work tree may sit elsewhere; the shared folder does not move
-    FIXTURE = Path("/work/shared/conformance/traceql/tempo-agpl/test_examples.yaml")
+FIXTURE = SHARED / "conformance/traceql/tempo-agpl/test_examples.yaml"
 
 pytestmark = pytest.mark.skipif(
     not FIXTURE.exists(), reason=f"Tempo's test_examples.yaml not found at {FIXTURE}"
