@@ -183,9 +183,9 @@ class TempoApi:
 
     async def tag_values_v1(self, request: Request) -> Response:
         async def run(request: Request, tenant: str) -> Response:
+            start, end = self._range(request)
             values = await asyncio.to_thread(search_mod.tag_values, self.store, tenant, None,
-                                             request.path_params["tag"], start_ns=self._range(request)[0],
-                                             end_ns=self._range(request)[1])
+                                             request.path_params["tag"], start_ns=start, end_ns=end)
             return JSONResponse({"tagValues": sorted({v["value"] for v in values}), "metrics": {}})
 
         return await self._guard(request, run)
@@ -193,8 +193,9 @@ class TempoApi:
     async def tag_values_v2(self, request: Request) -> Response:
         async def run(request: Request, tenant: str) -> Response:
             scope, key = _split_tag(request.path_params["tag"])
+            start, end = self._range(request)
             values = await asyncio.to_thread(search_mod.tag_values, self.store, tenant, scope, key,
-                                             start_ns=self._range(request)[0], end_ns=self._range(request)[1])
+                                             start_ns=start, end_ns=end)
             return JSONResponse({"tagValues": values, "metrics": {}})
 
         return await self._guard(request, run)
