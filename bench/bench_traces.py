@@ -194,7 +194,7 @@ def main() -> None:
             med = {k: round(statistics.median(r[k] for r in runs), 2) for k in keys}
             print(f"MEDIAN {transport} over {args.runs} runs: {json.dumps(med)}")
     if not args.skip_lookup:
-        print(f"MEDIAN-OF-LOOKUPS trace by id: {json.dumps(lookup_run(args.lookup_spans))}")
+        print(f"trace by id (no time range): {json.dumps(lookup_run(args.lookup_spans))}")
 
 
 if __name__ == "__main__":
