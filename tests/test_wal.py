@@ -298,15 +298,17 @@ def test_log_full_changes_nothing(tmp_path):
     with WriteAheadLog(tmp_path, max_bytes=3 * size + 10, segment_bytes=2 * size) as wal:
         for _ in range(3):
             wal.append_sync("traces", "t", b"x" * 100)
+        # the bound is per signal: a full traces log does not block metrics
+        wal.append_sync("metrics", "t", b"x" * 100)
         before = wal.stats()
         files = {f: f.stat().st_size for f in segs(tmp_path)}
         with pytest.raises(LogFull) as ei:
-            wal.append_sync("metrics", "t", b"x" * 100)
+            wal.append_sync("traces", "t", b"x" * 100)
         assert ei.value.retry_after_s > 0
         with pytest.raises(LogFull):
             asyncio.run(wal.append("traces", "t", b"x" * 100))
         after = wal.stats()
-        assert after["total_bytes"] == before["total_bytes"] == 3 * size
+        assert after["total_bytes"] == before["total_bytes"] == 4 * size
         for s in SIGNALS:
             a, b = after["signals"][s], before["signals"][s]
             assert (a["end_offset"], a["bytes"], a["segments"]) == (
@@ -314,7 +316,7 @@ def test_log_full_changes_nothing(tmp_path):
                 b["bytes"],
                 b["segments"],
             )
-        assert after["signals"]["traces"]["refused_appends"] == 1
+        assert after["signals"]["traces"]["refused_appends"] == 2
         assert {f: f.stat().st_size for f in segs(tmp_path)} == files
         assert len(wal.read("traces", 0)) == 3
         # consumers catch up, trim frees space, appends work again

@@ -355,7 +355,7 @@ class WriteAheadLog:
 
     def _write(self, signal: str, tenant: str, payload: bytes, loop: Any, fut: Any) -> int:
         """Write one record now; register ``fut`` to be resolved once it is durable. Returns the
-        record's offset. Raises LogFull (nothing written) when the log is at ``max_bytes``."""
+        record's offset. Raises LogFull (nothing written) when the signal's log is at ``max_bytes``."""
         sig = self._sig(signal)
         if not isinstance(payload, bytes | bytearray):
             payload = bytes(payload)
@@ -366,10 +366,12 @@ class WriteAheadLog:
                 raise RuntimeError("the WAL is closed")
             if self._failed is not None:
                 raise OSError(self._failed.errno, f"the WAL failed earlier: {self._failed}")
-            if self._total_bytes + total > self._max_bytes:
+            sig_bytes = sig.disk_bytes()
+            if sig_bytes + total > self._max_bytes:
+                # Per signal: a signal nobody consumes yet (metrics, logs) must not block traces.
                 sig.refused += 1
                 raise LogFull(
-                    f"WAL is full ({self._total_bytes} + {total} bytes > max_bytes {self._max_bytes}); "
+                    f"WAL for {signal} is full ({sig_bytes} + {total} bytes > max_bytes {self._max_bytes}); "
                     "consumers must catch up before the log is trimmed",
                     retry_after_s=1.0,
                 )
