@@ -53,7 +53,7 @@ def start_server(data_dir: Path, extra: dict | None = None) -> tuple[subprocess.
     proc = subprocess.Popen([sys.executable, "-m", "lookout.cli", "serve", "--config", str(cfg_path)], cwd=ROOT)
     ready = data_dir / "listening.json"
     deadline = time.monotonic() + 300
-    while not ready.exists():
+    while not (ready.exists() and json.loads(ready.read_text())["ready"]):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit("server did not start")
         time.sleep(0.1)

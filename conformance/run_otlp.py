@@ -25,7 +25,7 @@ def start(tmp: Path) -> tuple[subprocess.Popen, dict]:
                             cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ready = tmp / "data" / "listening.json"
     deadline = time.monotonic() + 60
-    while not ready.exists():
+    while not (ready.exists() and json.loads(ready.read_text())["ready"]):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit("lookout did not start")
         time.sleep(0.05)

@@ -149,6 +149,7 @@ class Node:
         self.listening["otlp_grpc"] = f"{host}:{grpc_port}"
         await grpc_server.start()
         self._announce()
+        self._write_listening_file()
 
         replayed = await asyncio.to_thread(self.consumer.replay)
         log.info("replayed %d log record(s); ready", replayed)
@@ -156,7 +157,7 @@ class Node:
         maintenance = threading.Thread(target=self._maintenance, name="maintenance", daemon=True)
         maintenance.start()
         self.receiver.ready = self.ready = True
-        self._write_ready_file()
+        self._write_listening_file()
 
         await self._stop.wait()
         log.info("shutting down: draining and flushing (timeout %.0fs)", self.cfg.shutdown_timeout)
@@ -178,11 +179,11 @@ class Node:
         for name, addr in self.listening.items():
             log.info("listening: %s on %s", name, addr)
 
-    def _write_ready_file(self) -> None:
-        """``<data_dir>/listening.json``: the bound addresses, written once ready (tests and
-        scripts that start Lookout on port 0 read it)."""
+    def _write_listening_file(self) -> None:
+        """``<data_dir>/listening.json``: the bound addresses and whether replay is done, written
+        when the listeners are up and again once ready (for scripts that start on port 0)."""
         tmp = self.data_dir / "listening.json.tmp"
-        tmp.write_text(json.dumps({**self.listening, "pid": os.getpid()}))
+        tmp.write_text(json.dumps({**self.listening, "pid": os.getpid(), "ready": self.ready}))
         tmp.replace(self.data_dir / "listening.json")
 
     def _maintenance(self) -> None:

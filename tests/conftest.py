@@ -29,7 +29,7 @@ class LookoutProcess:
         self.addr: dict = {}
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
 
-    def start(self, timeout: float = 60.0) -> LookoutProcess:
+    def start(self, timeout: float = 60.0, wait_ready: bool = True) -> LookoutProcess:
         cfg = {"data_dir": str(self.data_dir),
                "listen": {"otlp_grpc": "127.0.0.1:0", "otlp_http": "127.0.0.1:0",
                           "http": "127.0.0.1:0", "health": "127.0.0.1:0"}}
@@ -47,14 +47,16 @@ class LookoutProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "lookout.cli", "serve", "--config", str(cfg_path)],
                                      stdout=self._log, stderr=subprocess.STDOUT, cwd=str(ROOT))
         deadline = time.monotonic() + timeout
-        while not ready.exists():
+        while True:
+            if ready.exists():
+                self.addr = json.loads(ready.read_text())
+                if self.addr["ready"] or not wait_ready:
+                    return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f"lookout exited with {self.proc.returncode}:\n{self.log()}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"lookout did not become ready:\n{self.log()}")
-            time.sleep(0.05)
-        self.addr = json.loads(ready.read_text())
-        return self
+            time.sleep(0.01)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -101,10 +103,10 @@ class LookoutProcess:
 def lookout_factory(tmp_path):
     started: list[LookoutProcess] = []
 
-    def make(config: dict | None = None, data_dir: Path | None = None) -> LookoutProcess:
+    def make(config: dict | None = None, data_dir: Path | None = None, wait_ready: bool = True) -> LookoutProcess:
         p = LookoutProcess(data_dir or tmp_path / f"data{len(started)}", config)
         started.append(p)
-        return p.start()
+        return p.start(wait_ready=wait_ready)
 
     yield make
     for p in started:

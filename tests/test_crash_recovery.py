@@ -89,3 +89,25 @@ def test_sigterm_drains_flushes_and_exits_zero(lookout_factory, tmp_path):
     assert span_count(node2.http, trace_id) == 7
     # Served from the block: nothing needed replaying.
     assert metric_value(node2.metrics(), "lookout_head_rows", signal="traces") == 0
+
+
+def test_health_and_ready_are_503_until_replay_is_done(lookout_factory, tmp_path):
+    from lookout.buffer.wal import WriteAheadLog
+
+    data = tmp_path / "node"
+    body = make_request(0, spans=1000)[1]
+    with WriteAheadLog(data / "wal", fsync=False) as wal:
+        for _ in range(600):  # 600k spans to replay: seconds of decoding
+            wal.append_sync("traces", "default", body)
+    node = lookout_factory(data_dir=data, wait_ready=False)
+    seen = set()
+    while True:
+        r = httpx.get(node.health, timeout=10)
+        seen.add(r.status_code)
+        if r.status_code == 200:
+            break
+        assert httpx.get(f"{node.http}/ready", timeout=10).status_code in (503, 200)
+        time.sleep(0.01)
+    assert 503 in seen, "health must answer 503 while the log is replayed"
+    assert httpx.get(f"{node.http}/ready", timeout=10).status_code == 200
+    assert metric_value(node.metrics(), "lookout_decoded_items_total") == 600_000
