@@ -167,6 +167,7 @@ class Node:
             s.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
         self._maintenance_stop.set()
+        await asyncio.to_thread(maintenance.join, self.cfg.shutdown_timeout)  # let a compaction finish
         try:
             await asyncio.wait_for(asyncio.to_thread(self.consumer.stop, True), self.cfg.shutdown_timeout)
         except TimeoutError:
