@@ -217,5 +217,7 @@ class Node:
         ):
             yield (name, kind, help_text,
                    [(name, {"signal": sig}, s.get(key, 0)) for sig, s in sorted(per_signal.items())])
+        yield ("lookout_consumer_errors_total", "counter", "Consumer rounds that failed and were retried.",
+               [("lookout_consumer_errors_total", {"signal": "traces"}, self.consumer.errors)])
         yield ("lookout_ready", "gauge", "1 once log replay is done.",
                [("lookout_ready", {}, 1.0 if self.ready else 0.0)])
