@@ -73,6 +73,15 @@ def build_request(rng: random.Random, spans_target: int = 1000) -> tuple[bytes, 
     return req.SerializeToString(), n
 
 
+def _merge(out: dict, lock, lat: list, acked: int, sent: int, refused: int, errors: int) -> None:
+    with lock:
+        out["latencies_ms"] += lat
+        out["acked_spans"] += acked
+        out["sent_spans"] += sent
+        out["refused"] += refused
+        out["errors"] += errors
+
+
 def run_http(host: str, port: int, pool: list[tuple[bytes, int]], deadline: float, out: dict, lock) -> None:
     conn = http.client.HTTPConnection(host, port, timeout=30)
     i = random.randrange(len(pool))
@@ -96,12 +105,7 @@ def run_http(host: str, port: int, pool: list[tuple[bytes, int]], deadline: floa
         else:
             refused += 1
             time.sleep(float(resp.getheader("Retry-After") or 1))
-    with lock:
-        out["latencies_ms"] += lat
-        out["acked_spans"] += acked
-        out["sent_spans"] += sent
-        out["refused"] += refused
-        out["errors"] += errors
+    _merge(out, lock, lat, acked, sent, refused, errors)
 
 
 def run_grpc(target: str, pool: list[tuple[bytes, int]], deadline: float, out: dict, lock) -> None:
@@ -127,12 +131,7 @@ def run_grpc(target: str, pool: list[tuple[bytes, int]], deadline: float, out: d
         lat.append((time.perf_counter() - t0) * 1000)
         sent += n
         acked += n
-    with lock:
-        out["latencies_ms"] += lat
-        out["acked_spans"] += acked
-        out["sent_spans"] += sent
-        out["refused"] += refused
-        out["errors"] += errors
+    _merge(out, lock, lat, acked, sent, refused, errors)
 
 
 def main() -> None:
