@@ -21,7 +21,7 @@ def tags_filter(pairs: list[tuple[str, str]]) -> SpanFilter:
     conds: list[str] = []
     params: list = []
     for key, value in pairs:
-        if key in ("name",):
+        if key == "name":
             conds.append("name = ?")
             params.append(value)
         elif key in ("status.code", "status"):

@@ -119,7 +119,6 @@ def search(store: TraceStore, tenant: str, flt: SpanFilter, *, start_ns: int | N
                             f"{i} AS side FROM {source} WHERE ({pred})")
             params.extend(p)
         matched = " UNION ALL ".join(side_sql)
-        having = [_tree_sql(flt.tree)]
         trace_filter = []
         if min_duration_ns is not None:
             trace_filter.append(f"t_end - t_start >= {int(min_duration_ns)}")
@@ -128,7 +127,7 @@ def search(store: TraceStore, tenant: str, flt: SpanFilter, *, start_ns: int | N
         tf = (" WHERE " + " AND ".join(trace_filter)) if trace_filter else ""
         sql = f"""
         WITH m AS ({matched}),
-        hit AS (SELECT trace_id FROM m GROUP BY trace_id HAVING {' AND '.join(having)}),
+        hit AS (SELECT trace_id FROM m GROUP BY trace_id HAVING {_tree_sql(flt.tree)}),
         t AS (
           SELECT s.trace_id, min(s.start_time_unix_nano) AS t_start,
                  max(s.start_time_unix_nano + s.duration_nano) AS t_end,

@@ -46,7 +46,6 @@ SIGNAL = "traces"
 class FlushResult:
     offset_hi: int
     blocks: list[BlockMeta]
-    snapshot: HeadSnapshot
 
 
 class TraceStore:
@@ -132,7 +131,7 @@ class TraceStore:
             self.head.release(snap)
             self._flushes.inc(signal=SIGNAL)
             self._flush_seconds.inc(time.monotonic() - started, signal=SIGNAL)
-            return FlushResult(snap.offset_hi, written, snap)
+            return FlushResult(snap.offset_hi, written)
 
     def _write_tenant_block(self, tenant: str, snap: HeadSnapshot) -> BlockMeta:
         return self.blocks.write_block(

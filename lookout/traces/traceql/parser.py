@@ -254,13 +254,8 @@ class Parser:
                 # A parenthesised single stage is a (wrapped) spanset pipeline.
                 return ast.Pipeline((inner,), span=self.span_from(start))
             return inner
-        if tok.kind in _NUMBER_TOKENS:
-            self.advance()
-            return ast.Static(_NUMBER_TOKENS[tok.kind], tok.value, span=self.span_from(start))
-        if tok.kind == "-" and self.peek().kind in _NUMBER_TOKENS:
-            self.advance()
-            num = self.advance()
-            return ast.Static(_NUMBER_TOKENS[num.kind], -num.value, span=self.span_from(start))  # type: ignore[operator]
+        if tok.kind in _NUMBER_TOKENS or (tok.kind == "-" and self.peek().kind in _NUMBER_TOKENS):
+            return self.parse_number(start)
         if tok.kind == "IDENT":
             word = str(tok.value)
             if word in AGGREGATES:
@@ -383,6 +378,15 @@ class Parser:
 
     # -- field expressions ---------------------------------------------------------------------
 
+    def parse_number(self, start: int) -> ast.Static:
+        """A number, duration or negated one at the current token (the caller checked)."""
+        negate = self.tok.kind == "-"
+        if negate:
+            self.advance()
+        num = self.advance()
+        value = -num.value if negate else num.value  # type: ignore[operator]
+        return ast.Static(_NUMBER_TOKENS[num.kind], value, span=self.span_from(start))
+
     def parse_field(self, min_prec: int) -> ast.FieldExpr:
         start = self.tok.start
         left = self.parse_field_unary()
@@ -429,13 +433,8 @@ class Parser:
         if tok.kind == "STRING":
             self.advance()
             return ast.Static("string", tok.value, span=self.span_from(start))
-        if tok.kind in _NUMBER_TOKENS:
-            self.advance()
-            return ast.Static(_NUMBER_TOKENS[tok.kind], tok.value, span=self.span_from(start))
-        if tok.kind == "-" and self.peek().kind in _NUMBER_TOKENS:
-            self.advance()
-            num = self.advance()
-            return ast.Static(_NUMBER_TOKENS[num.kind], -num.value, span=self.span_from(start))  # type: ignore[operator]
+        if tok.kind in _NUMBER_TOKENS or (tok.kind == "-" and self.peek().kind in _NUMBER_TOKENS):
+            return self.parse_number(start)
         if tok.kind == "ATTRIBUTE":
             self.advance()
             attr = tok.value
