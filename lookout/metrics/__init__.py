@@ -1,0 +1,1 @@
+"""Metrics: Prometheus series from OTLP and remote write, the series store, PromQL, the Prometheus API."""
