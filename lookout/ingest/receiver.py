@@ -9,10 +9,12 @@ same answers and count the same way.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lookout.buffer.log import Log, LogFull
 from lookout.config import Ingest, valid_tenant
+from lookout.ingest import formats
 from lookout.otlp import OtlpDecodeError, json_to_protobuf, validate_request
 from lookout.selfmon.registry import Registry
 
@@ -47,6 +49,13 @@ class Accepted:
     offset: int
 
 
+Validator = Callable[[bytes], int]
+"""Checks a body of one wire format and returns its item count; raises ValueError naming the problem."""
+
+LimitCheck = Callable[[str, str, int], None]
+"""``(signal, tenant, items)``: raises :class:`Overloaded` when a per-tenant limit refuses them."""
+
+
 class InflightBudget:
     """Bounds the request bytes held in memory at once; over it, refuse instead of growing."""
 
@@ -70,6 +79,8 @@ class Receiver:
         self.cfg = cfg
         self.budget = InflightBudget(cfg.max_inflight_bytes)
         self.ready = False
+        self._validators: dict[tuple[str, str], Validator] = {}
+        self._limits: list[LimitCheck] = []
         self._received_items = registry.counter(
             "lookout_receiver_accepted_items_total", "Items (spans, data points, log records) accepted.")
         self._received_bytes = registry.counter(
@@ -83,6 +94,14 @@ class Receiver:
     def _collect(self):
         yield ("lookout_receiver_inflight_bytes", "gauge", "Request bytes held in memory now.",
                [("lookout_receiver_inflight_bytes", {}, self.budget.used)])
+
+    def register_format(self, signal: str, fmt: str, validate: Validator) -> None:
+        """Accept ``fmt`` bodies for ``signal`` (remote write, Loki push); the signal packages own
+        their decoders, so the receiver only learns them here, from app.py."""
+        self._validators[(signal, fmt)] = validate
+
+    def add_limit(self, check: LimitCheck) -> None:
+        self._limits.append(check)
 
     def resolve_tenant(self, header_value: str | None) -> str:
         tenant = (header_value or "").strip() or self.cfg.default_tenant
@@ -100,8 +119,8 @@ class Receiver:
             raise TooLarge(f"request body of {nbytes} bytes exceeds the limit of "
                            f"{self.cfg.max_request_bytes} bytes (ingest.max_request_bytes)")
 
-    async def export(self, signal: str, tenant_value: str | None, body: bytes, *, is_json: bool = False
-                     ) -> Accepted:
+    async def export(self, signal: str, tenant_value: str | None, body: bytes, *, is_json: bool = False,
+                     fmt: str = formats.OTLP) -> Accepted:
         """Resolve the tenant, check and durably append one request; every refusal is counted
         here, once, by reason. ``body`` is the uncompressed request."""
         tenant = "unknown"
@@ -113,7 +132,7 @@ class Receiver:
                     body = json_to_protobuf(signal, body)
                 except OtlpDecodeError as e:
                     raise BadRequest(str(e)) from e
-            return await self._accept(signal, tenant, body)
+            return await self._accept(signal, tenant, body, fmt)
         except BadRequest:
             self.refuse(signal, tenant, "malformed", len(body))
             raise
@@ -124,7 +143,7 @@ class Receiver:
             self.refuse(signal, tenant, e.reason, len(body))
             raise
 
-    async def _accept(self, signal: str, tenant: str, body: bytes) -> Accepted:
+    async def _accept(self, signal: str, tenant: str, body: bytes, fmt: str) -> Accepted:
         if not self.ready:
             raise Overloaded("Lookout is starting up (replaying its write-ahead log)", 1.0,
                              unavailable=True, reason="not_ready")
@@ -132,14 +151,13 @@ class Receiver:
             raise Overloaded(f"in-flight request memory is over its limit of {self.budget.limit} bytes "
                              "(ingest.max_inflight_bytes)", 1.0, reason="memory_limit")
         try:
-            try:
-                items = validate_request(signal, body)
-            except OtlpDecodeError as e:
-                raise BadRequest(str(e)) from e
+            items = self._validate(signal, fmt, body)
             if items == 0:
                 return Accepted(0, -1)  # nothing to store; OTLP says succeed
+            for check in self._limits:
+                check(signal, tenant, items)
             try:
-                offset = await self.log.append(signal, tenant, body)
+                offset = await self.log.append(signal, tenant, formats.wrap(signal, fmt, body))
             except LogFull as e:
                 raise Overloaded(str(e), e.retry_after_s, reason="log_full") from e
         finally:
@@ -147,3 +165,17 @@ class Receiver:
         self._received_items.inc(items, signal=signal, tenant=tenant)
         self._received_bytes.inc(len(body), signal=signal, tenant=tenant)
         return Accepted(items, offset)
+
+    def _validate(self, signal: str, fmt: str, body: bytes) -> int:
+        if fmt == formats.OTLP:
+            try:
+                return validate_request(signal, body)
+            except OtlpDecodeError as e:
+                raise BadRequest(str(e)) from e
+        validate = self._validators.get((signal, fmt))
+        if validate is None:
+            raise BadRequest(f"{fmt} payloads are not accepted for {signal}")
+        try:
+            return validate(body)
+        except ValueError as e:
+            raise BadRequest(str(e)) from e
