@@ -62,6 +62,41 @@ class Storage:
     compaction_min_blocks: int = 2
 
 
+# Loki's default OTLP resource attributes that become stream labels (distributor otlp_config)
+LOKI_STREAM_ATTRIBUTES = [
+    "service.name", "service.namespace", "service.instance.id", "deployment.environment",
+    "deployment.environment.name", "cloud.region", "cloud.availability_zone", "k8s.cluster.name",
+    "k8s.namespace.name", "k8s.pod.name", "k8s.container.name", "container.name", "k8s.replicaset.name",
+    "k8s.deployment.name", "k8s.statefulset.name", "k8s.daemonset.name", "k8s.cronjob.name", "k8s.job.name",
+]
+
+TRANSLATION_STRATEGIES = ("UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuffixes",
+                          "NoUTF8EscapingWithSuffixes", "NoTranslation")
+
+
+@dataclass(slots=True)
+class Metrics:
+    lookback_delta: float = 300.0
+    query_timeout: float = 120.0
+    query_max_samples: int = 50_000_000
+    out_of_order_time_window: float = 0.0  # 0: refuse (and count) out-of-order samples, as Prometheus
+    max_active_series: int = 1_000_000  # per tenant
+    max_samples_per_second: int = 1_000_000  # per tenant, 0 = unlimited
+    translation_strategy: str = "UnderscoreEscapingWithSuffixes"
+    promote_resource_attributes: list[str] = field(default_factory=list)
+    keep_identifying_resource_attributes: bool = False
+
+
+@dataclass(slots=True)
+class Logs:
+    stream_labels: list[str] = field(default_factory=lambda: list(LOKI_STREAM_ATTRIBUTES))
+    max_query_lines: int = 5000  # Loki's max_entries_limit_per_query
+    max_query_series: int = 500
+    max_query_range: float = 30 * 86400.0
+    max_line_size: int = 256 << 10
+    max_lines_per_second: int = 1_000_000  # per tenant, 0 = unlimited
+
+
 @dataclass(slots=True)
 class Config:
     data_dir: str = "./lookout-data"
@@ -69,6 +104,8 @@ class Config:
     ingest: Ingest = field(default_factory=Ingest)
     wal: Wal = field(default_factory=Wal)
     storage: Storage = field(default_factory=Storage)
+    metrics: Metrics = field(default_factory=Metrics)
+    logs: Logs = field(default_factory=Logs)
     shutdown_timeout: float = 30.0
     log_level: str = "info"
 
@@ -77,9 +114,10 @@ TENANT_RE = re.compile(r"^[A-Za-z0-9!_.*'()-]{1,150}$")
 """Tenant ids as Cortex/Mimir/Loki/Tempo accept them; ``.`` and ``..`` are refused separately."""
 
 _DURATION_FIELDS = {"commit_interval", "retention", "flush_interval", "compaction_interval",
-                    "compaction_window", "shutdown_timeout"}
+                    "compaction_window", "shutdown_timeout", "lookback_delta", "query_timeout",
+                    "out_of_order_time_window", "max_query_range"}
 _SIZE_FIELDS = {"max_request_bytes", "max_inflight_bytes", "segment_size", "max_size", "flush_size",
-                "head_max_size"}
+                "head_max_size", "max_line_size"}
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
 
 
@@ -111,6 +149,11 @@ def _convert(path: str, name: str, default: Any, raw: Any, problems: list[str]) 
         except ValueError as e:
             problems.append(f"{path}: {e}")
             return default
+    if isinstance(default, list):
+        if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+            problems.append(f"{path}: expected a list of strings, got {raw!r}")
+            return default
+        return list(raw)
     if isinstance(default, bool):
         if not isinstance(raw, bool):
             problems.append(f"{path}: expected true or false, got {raw!r}")
@@ -171,6 +214,23 @@ def _check(cfg: Config, problems: list[str]) -> None:
     for p, v in positive.items():
         if v <= 0:
             problems.append(f"{p}: expected a positive value, got {v}")
+    if cfg.metrics.translation_strategy not in TRANSLATION_STRATEGIES:
+        problems.append(f"metrics.translation_strategy: expected one of {', '.join(TRANSLATION_STRATEGIES)}, "
+                        f'got "{cfg.metrics.translation_strategy}"')
+    for p, v in {"metrics.lookback_delta": cfg.metrics.lookback_delta,
+                 "metrics.query_timeout": cfg.metrics.query_timeout,
+                 "metrics.query_max_samples": cfg.metrics.query_max_samples,
+                 "metrics.max_active_series": cfg.metrics.max_active_series,
+                 "logs.max_query_lines": cfg.logs.max_query_lines,
+                 "logs.max_query_series": cfg.logs.max_query_series,
+                 "logs.max_query_range": cfg.logs.max_query_range}.items():
+        if v <= 0:
+            problems.append(f"{p}: expected a positive value, got {v}")
+    for p, v in {"metrics.out_of_order_time_window": cfg.metrics.out_of_order_time_window,
+                 "metrics.max_samples_per_second": cfg.metrics.max_samples_per_second,
+                 "logs.max_lines_per_second": cfg.logs.max_lines_per_second}.items():
+        if v < 0:
+            problems.append(f"{p}: expected zero or a positive value, got {v}")
     if cfg.storage.head_max_size < cfg.storage.flush_size:
         problems.append(f"storage.head_max_size: expected at least storage.flush_size "
                         f"({cfg.storage.flush_size} bytes), got {cfg.storage.head_max_size}")

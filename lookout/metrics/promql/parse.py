@@ -1,0 +1,196 @@
+"""Adapter from ``promql_parser`` (a Rust binding) to our AST in ``ast.py``.
+
+The library type-checks the query for us (function signatures, aggregation parameters, binary
+operand types). Two of its gaps are papered over here: its errors carry no position (we guess one,
+see :func:`_error_position`), and it cannot return negative ``@`` timestamps (reading them
+panics), so ``@`` values are read from the query text by a tiny lexer instead.
+"""
+
+from __future__ import annotations
+
+import re
+
+import promql_parser as pp
+
+from lookout.metrics.model import Matcher
+from lookout.metrics.promql import ast as A
+from lookout.metrics.promql.errors import PromQLError, bad_data
+
+_MATCH_OPS = {"MatchOp.Equal": "=", "MatchOp.NotEqual": "!=", "MatchOp.Re": "=~", "MatchOp.NotRe": "!~"}
+_CARD = {
+    "VectorMatchCardinality.OneToOne": "one-to-one",
+    "VectorMatchCardinality.ManyToOne": "many-to-one",
+    "VectorMatchCardinality.OneToMany": "one-to-many",
+    "VectorMatchCardinality.ManyToMany": "many-to-many",
+}
+_AT_RE = re.compile(
+    r"@\s*(start\s*\(\s*\)|end\s*\(\s*\)|[+-]?\s*(?:0[xX][0-9a-fA-F]+|(?:\d[\d_]*\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|nan))",
+    re.IGNORECASE,
+)
+
+
+def _ms(td) -> int:
+    """A ``datetime.timedelta`` to integer milliseconds, exactly."""
+    return (td.days * 86_400_000_000 + td.seconds * 1_000_000 + td.microseconds) // 1000
+
+
+def _at_values(text: str) -> list[A.At]:
+    """Every ``@`` modifier in source order, read from the text (outside strings and comments)."""
+    out: list[A.At] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in "\"'`":
+            j = i + 1
+            while j < n and text[j] != c:
+                j += 2 if (text[j] == "\\" and c != "`") else 1
+            i = j + 1
+            continue
+        if c == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j + 1
+            continue
+        if c == "@":
+            m = _AT_RE.match(text, i)
+            if m:
+                tok = m.group(1).replace(" ", "").lower()
+                if tok.startswith("start"):
+                    out.append(A.At("start"))
+                elif tok.startswith("end"):
+                    out.append(A.At("end"))
+                else:
+                    v = float(int(tok, 16)) if "x" in tok else float(tok.replace("_", ""))
+                    out.append(A.At("at", round(v * 1000)))
+            else:
+                out.append(A.At("at", 0))
+        i += 1
+    return out
+
+
+class _Converter:
+    def __init__(self, text: str) -> None:
+        self.ats = _at_values(text)
+        self.at_i = 0
+        self.funcs: set[str] = set()
+
+    def _at(self, node) -> A.At | None:
+        if node.at is None:
+            return None
+        if self.at_i < len(self.ats):
+            at = self.ats[self.at_i]
+        else:  # should not happen; fall back to the library's (non-negative) value
+            kind = str(node.at.type).rsplit(".", 1)[-1].lower()
+            at = A.At("at", round(float(str(node.at).split()[-1]) * 1000)) if kind == "at" else A.At(kind)
+        self.at_i += 1
+        return at
+
+    def vs(self, node) -> A.VectorSel:
+        matchers = tuple(Matcher(m.name, _MATCH_OPS[str(m.op)], m.value) for m in node.matchers.matchers)
+        if node.matchers.or_matchers:
+            raise bad_data("1:1: parse error: `or` in label matchers is not supported")
+        if node.name is not None and not any(m.name == "__name__" for m in matchers):
+            matchers = (Matcher("__name__", "=", node.name),) + matchers
+        offset = _ms(node.offset) if node.offset is not None else 0
+        return A.VectorSel(node.name, matchers, offset, self._at(node))
+
+    def conv(self, node) -> A.Expr:
+        t = type(node).__name__
+        if t == "NumberLiteral":
+            return A.NumberLit(float(node.val))
+        if t == "StringLiteral":
+            return A.StringLit(node.val)
+        if t == "VectorSelector":
+            return self.vs(node)
+        if t == "MatrixSelector":
+            return A.MatrixSel(self.vs(node.vector_selector), _ms(node.range))
+        if t == "ParenExpr":
+            return A.Paren(self.conv(node.expr))
+        if t == "UnaryExpr":
+            return A.Unary("-", self.conv(node.expr))
+        if t == "SubqueryExpr":
+            inner = self.conv(node.expr)
+            return A.Subquery(
+                inner,
+                _ms(node.range),
+                _ms(node.step) if node.step is not None else 0,
+                _ms(node.offset) if node.offset is not None else 0,
+                self._at(node),
+            )
+        if t == "Call":
+            name = node.func.name
+            self.funcs.add(name)
+            return A.Call(name, tuple(self.conv(a) for a in node.args))
+        if t == "AggregateExpr":
+            param = self.conv(node.param) if node.param is not None else None
+            inner = self.conv(node.expr)
+            mod = node.modifier
+            if mod is None:
+                return A.Agg(str(node.op), inner, param)
+            without = str(mod.type).endswith("Without")
+            return A.Agg(str(node.op), inner, param, tuple(mod.labels), without, not without)
+        if t == "BinaryExpr":
+            lhs = self.conv(node.lhs)
+            rhs = self.conv(node.rhs)
+            op = str(node.op).lower()
+            mod = node.modifier
+            if mod is None:
+                card = "many-to-many" if op in ("and", "or", "unless") else "one-to-one"
+                return A.Binary(op, lhs, rhs, card=card)
+            on, labels = False, ()
+            if mod.matching is not None:
+                on = str(mod.matching.type).endswith("Include")
+                labels = tuple(mod.matching.labels)
+            fill_l = fill_r = None
+            fv = getattr(mod, "fill_values", None)
+            if fv is not None:
+                fill_l, fill_r = fv.lhs, fv.rhs
+            return A.Binary(
+                op, lhs, rhs, bool(mod.return_bool), _CARD[str(mod.card)], on, labels,
+                tuple(mod.group_labels or ()), fill_l, fill_r,
+            )
+        raise bad_data(f"unsupported expression node {t}")
+
+
+def _error_position(text: str, msg: str) -> int:
+    """A cheap guess at the 0-based offset of a parse error: the offending token named in the
+    message if it occurs in the text, else the end of the longest parsable prefix."""
+    m = re.search(r"'([^']+)'|\"([^\"]+)\"", msg)
+    if m:
+        tok = m.group(1) or m.group(2)
+        pos = text.find(tok)
+        if pos >= 0:
+            return pos
+    for cut in range(len(text) - 1, 0, -1):
+        try:
+            pp.parse(text[:cut])
+        except BaseException:  # noqa: BLE001 - the binding may panic
+            continue
+        return cut
+    return 0
+
+
+def parse(text: str) -> A.Parsed:
+    """Parse a query into our AST, or raise a ``bad_data`` :class:`PromQLError` whose message
+    reads like Prometheus' (``1:N: parse error: ...``)."""
+    if not text.strip():
+        raise bad_data("1:1: parse error: no expression found in input")
+    try:
+        node = pp.parse(text)
+    except BaseException as exc:  # noqa: BLE001 - ValueError, or a pyo3 PanicException
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        msg = str(exc).strip() or "invalid promql query"
+        pos = _error_position(text, msg) if len(text) < 2000 else 0
+        line = text.count("\n", 0, pos) + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        raise bad_data(f"{line}:{col}: parse error: {msg}") from None
+    conv = _Converter(text)
+    try:
+        expr = conv.conv(node)
+    except PromQLError:
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        raise bad_data(f"1:1: parse error: {exc}") from None
+    return A.Parsed(expr, text, conv.funcs)
