@@ -26,9 +26,20 @@ from starlette.routing import Route
 
 from lookout.buffer.wal import WriteAheadLog
 from lookout.config import Config, parse_hostport
+from lookout.ingest import formats
+from lookout.ingest.limits import TenantRateLimit
 from lookout.ingest.otlp_grpc import build_server
 from lookout.ingest.otlp_http import OtlpHttpApp
-from lookout.ingest.receiver import BadRequest, Receiver
+from lookout.ingest.push_http import PushApi
+from lookout.ingest.receiver import BadRequest, Overloaded, Receiver
+from lookout.logs.api import LokiApi
+from lookout.logs.logql import LogQLEngine
+from lookout.logs.sink import LogSink, ingest_options, log_limits, validate_loki_json, validate_loki_protobuf
+from lookout.logs.store import LogStore
+from lookout.metrics.api import PrometheusApi
+from lookout.metrics.promql import Engine
+from lookout.metrics.sink import MetricsSink, metrics_limits, translation_options, validate_remote_write
+from lookout.metrics.store import MetricsStore
 from lookout.pipeline.consumer import LogConsumer
 from lookout.selfmon.registry import Registry
 from lookout.storage.blocks import BlockStore
@@ -77,14 +88,43 @@ class Node:
                                  fsync=cfg.wal.fsync)
         self.blocks = BlockStore(self.data_dir)
         self.traces = TraceStore(self.blocks, cfg.storage, self.registry)
+        self.metrics = MetricsStore(self.blocks, cfg.storage, self.registry, limits=metrics_limits(cfg.metrics))
+        self.logs = LogStore(self.blocks, cfg.storage, self.registry, limits=log_limits(cfg.logs))
         self.receiver = Receiver(self.wal, cfg.ingest, self.registry)
-        self.consumer = LogConsumer(self.wal, "traces", HEAD_GROUP, self.traces,
-                                    head_max_bytes=cfg.storage.head_max_size)
+        self._register_formats()
+        sinks = {"traces": self.traces,
+                 "metrics": MetricsSink(self.metrics, translation_options(cfg.metrics), self.registry),
+                 "logs": LogSink(self.logs, ingest_options(cfg.logs), self.registry)}
+        self.consumers = {signal: LogConsumer(self.wal, signal, HEAD_GROUP, sink,
+                                              head_max_bytes=cfg.storage.head_max_size)
+                          for signal, sink in sinks.items()}
+        self.promql = Engine(lookback_delta_ms=int(cfg.metrics.lookback_delta * 1000),
+                             max_samples=cfg.metrics.query_max_samples, timeout_s=cfg.metrics.query_timeout)
+        self.logql = LogQLEngine(max_lines=cfg.logs.max_query_lines, max_series=cfg.logs.max_query_series,
+                                 max_range_ns=int(cfg.logs.max_query_range * 1e9))
         self.ready = False
         self.listening: dict[str, str] = {}
         self._stop = asyncio.Event()
         self._maintenance_stop = threading.Event()
         self.registry.add_collector(self._collect)
+
+    def _register_formats(self) -> None:
+        """Teach the receiver the non-OTLP push formats and the per-tenant limits."""
+        rcv, cfg = self.receiver, self.cfg
+        rcv.register_format("metrics", formats.PROM_REMOTE_WRITE, validate_remote_write)
+        rcv.register_format("logs", formats.LOKI_PUSH, validate_loki_protobuf)
+        rcv.register_format("logs", formats.LOKI_JSON, validate_loki_json)
+        rcv.add_limit(TenantRateLimit("metrics", cfg.metrics.max_samples_per_second,
+                                      2 * cfg.metrics.max_samples_per_second, "metrics.max_samples_per_second",
+                                      "samples"))
+        rcv.add_limit(TenantRateLimit("logs", cfg.logs.max_lines_per_second, 2 * cfg.logs.max_lines_per_second,
+                                      "logs.max_lines_per_second", "lines"))
+        rcv.add_limit(self._series_limit)
+
+    def _series_limit(self, signal: str, tenant: str, items: int) -> None:
+        if signal == "metrics" and self.metrics.tenant_over_series_limit(tenant):
+            raise Overloaded(f"tenant {tenant} has reached its limit of {self.cfg.metrics.max_active_series} "
+                             "active series (metrics.max_active_series)", 30.0, reason="series_limit")
 
     # ---- HTTP apps --------------------------------------------------------------------------
 
@@ -107,7 +147,12 @@ class Node:
             return PlainTextResponse("ok")
 
         routes = [Route("/metrics", metrics), Route("/ready", ready), Route("/healthz", healthz),
-                  *TempoApi(self.traces, self.resolve_tenant).routes()]
+                  *PushApi(self.receiver).routes(),
+                  *TempoApi(self.traces, self.resolve_tenant).routes(),
+                  *PrometheusApi(self.metrics, self.promql, self.resolve_tenant).routes(),
+                  *LokiApi(self.logs, self.logql, self.resolve_tenant,
+                           max_query_range_ns=int(self.cfg.logs.max_query_range * 1e9),
+                           max_query_limit=self.cfg.logs.max_query_lines).routes()]
         return Starlette(routes=routes)
 
     def health_app(self) -> Starlette:
@@ -122,8 +167,8 @@ class Node:
 
     def recover(self) -> None:
         report = self.blocks.recover()
-        committed = self.wal.committed(HEAD_GROUP, "traces")
-        removed = self.blocks.delete_blocks_after(committed, signal="traces")
+        removed = sum(self.blocks.delete_blocks_after(self.wal.committed(HEAD_GROUP, signal), signal=signal)
+                      for signal in self.consumers)
         log.info("storage recovery: %s; removed %d block(s) past the last log commit", report, removed)
 
     async def run(self) -> None:
@@ -151,9 +196,10 @@ class Node:
         self._announce()
         self._write_listening_file()
 
-        replayed = await asyncio.to_thread(self.consumer.replay)
-        log.info("replayed %d log record(s); ready", replayed)
-        self.consumer.start()
+        replayed = await asyncio.gather(*(asyncio.to_thread(c.replay) for c in self.consumers.values()))
+        log.info("replayed %d log record(s); ready", sum(replayed))
+        for consumer in self.consumers.values():
+            consumer.start()
         maintenance = threading.Thread(target=self._maintenance, name="maintenance", daemon=True)
         maintenance.start()
         self.receiver.ready = self.ready = True
@@ -169,7 +215,9 @@ class Node:
         self._maintenance_stop.set()
         await asyncio.to_thread(maintenance.join, self.cfg.shutdown_timeout)  # let a compaction finish
         try:
-            await asyncio.wait_for(asyncio.to_thread(self.consumer.stop, True), self.cfg.shutdown_timeout)
+            await asyncio.wait_for(asyncio.gather(*(asyncio.to_thread(c.stop, True)
+                                                    for c in self.consumers.values())),
+                                   self.cfg.shutdown_timeout)
         except TimeoutError:
             log.error("drain did not finish within %.0fs; the log keeps the rest for the next start",
                       self.cfg.shutdown_timeout)
@@ -191,18 +239,22 @@ class Node:
         """Compaction, retention and log trimming, off the ingest and query paths."""
         interval = self.cfg.storage.compaction_interval
         while not self._maintenance_stop.wait(interval):
+            for store in (self.traces, self.metrics, self.logs):
+                try:
+                    store.compact()
+                    store.apply_retention()
+                except Exception:
+                    log.exception("maintenance of %s failed; will retry", type(store).__name__)
             try:
-                self.traces.compact()
-                self.traces.apply_retention()
                 self.wal.trim()
             except Exception:
-                log.exception("maintenance failed; will retry")
+                log.exception("log trim failed; will retry")
 
     def _collect(self):
         stats = self.wal.stats()
         yield ("lookout_log_consumer_lag_bytes", "gauge", "Bytes appended to the log not yet consumed.",
-               [("lookout_log_consumer_lag_bytes", {"signal": "traces", "group": HEAD_GROUP},
-                 self.consumer.lag())])
+               [("lookout_log_consumer_lag_bytes", {"signal": signal, "group": HEAD_GROUP}, c.lag())
+                for signal, c in self.consumers.items()])
         per_signal = stats.get("signals", {})
         for name, key, kind, help_text in (
             ("lookout_log_bytes", "bytes", "gauge", "Bytes of the write-ahead log on disk."),
@@ -218,6 +270,7 @@ class Node:
             yield (name, kind, help_text,
                    [(name, {"signal": sig}, s.get(key, 0)) for sig, s in sorted(per_signal.items())])
         yield ("lookout_consumer_errors_total", "counter", "Consumer rounds that failed and were retried.",
-               [("lookout_consumer_errors_total", {"signal": "traces"}, self.consumer.errors)])
+               [("lookout_consumer_errors_total", {"signal": signal}, c.errors)
+                for signal, c in self.consumers.items()])
         yield ("lookout_ready", "gauge", "1 once log replay is done.",
                [("lookout_ready", {}, 1.0 if self.ready else 0.0)])

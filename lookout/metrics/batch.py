@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 LABEL = pa.struct([pa.field("name", pa.string(), nullable=False), pa.field("value", pa.string(), nullable=False)])
 LABELS = pa.list_(LABEL)
@@ -64,3 +65,31 @@ class MetricBatch:
     @staticmethod
     def empty() -> MetricBatch:
         return MetricBatch(SERIES_SCHEMA.empty_table(), SAMPLE_SCHEMA.empty_table())
+
+
+def concat_batches(batches: list[MetricBatch]) -> MetricBatch:
+    """One batch from several (the requests of one tenant read from the log together), so the store
+    pays its per-append cost once. Series are not merged across batches; refs are shifted."""
+    if len(batches) == 1:
+        return batches[0]
+    if not batches:
+        return MetricBatch.empty()
+    offsets, total = [], 0
+    for b in batches:
+        offsets.append(total)
+        total += b.series.num_rows
+
+    def shifted(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+        parts = []
+        for off, t in zip(offsets, tables, strict=True):
+            if t.num_rows:
+                ref = pc.add(t["ref"], pa.scalar(off, pa.uint32()))
+                parts.append(t.set_column(0, schema.field("ref"), ref))
+        return pa.concat_tables(parts).cast(schema) if parts else schema.empty_table()
+
+    return MetricBatch(
+        series=pa.concat_tables([b.series.cast(SERIES_SCHEMA) for b in batches]),
+        samples=shifted([b.samples for b in batches], SAMPLE_SCHEMA),
+        exemplars=shifted([b.exemplars for b in batches], EXEMPLAR_SCHEMA),
+        metadata=[m for b in batches for m in b.metadata],
+    )
