@@ -163,13 +163,20 @@ class PrometheusApi:
             return None
         return parse_step(params["timeout"][0], "timeout") / 1000
 
+    def _engine(self, timeout_s: float | None) -> Engine:
+        """The engine, or a copy with the request's shorter ``timeout`` (never a longer one)."""
+        if timeout_s is None or timeout_s >= self.engine.timeout_s:
+            return self.engine
+        return Engine(lookback_delta_ms=self.engine.lookback_delta_ms, max_samples=self.engine.max_samples,
+                      timeout_s=timeout_s)
+
     async def query(self, request: Request) -> Response:
         async def run(tenant: str, p: dict[str, list[str]]):
             q = _required(p, "query")
             t = parse_time(p["time"][0], "time") if p.get("time") else _now_ms()
             querier = self.store.querier(tenant)
-            result = await asyncio.to_thread(self.engine.instant_query, querier, q, t,
-                                             **_opt_timeout(self._timeout(p)))
+            engine = self._engine(self._timeout(p))
+            result = await asyncio.to_thread(engine.instant_query, querier, q, t)
             return result_to_json(result), _notes(result)
 
         return await self._serve(request, run)
@@ -189,8 +196,8 @@ class PrometheusApi:
                 raise ApiError("bad_data", "exceeded maximum resolution of 11,000 points per timeseries. "
                                "Try decreasing the query resolution (?step=XX)")
             querier = self.store.querier(tenant)
-            result = await asyncio.to_thread(self.engine.range_query, querier, q, start, end, step,
-                                             **_opt_timeout(self._timeout(p)))
+            engine = self._engine(self._timeout(p))
+            result = await asyncio.to_thread(engine.range_query, querier, q, start, end, step)
             return result_to_json(result), _notes(result)
 
         return await self._serve(request, run)
@@ -322,10 +329,6 @@ def _limited(items: list, p: dict[str, list[str]], what: str) -> tuple[list, dic
 def _notes(result: Any) -> dict[str, list[str]]:
     return {"warnings": list(getattr(result, "warnings", []) or []),
             "infos": list(getattr(result, "infos", []) or [])}
-
-
-def _opt_timeout(timeout_s: float | None) -> dict[str, float]:
-    return {} if timeout_s is None else {"timeout_s": timeout_s}
 
 
 def _now_ms() -> int:

@@ -77,20 +77,21 @@ def parents_from_offsets(offsets: np.ndarray) -> np.ndarray:
 def canonical_series(
     names: pa.Array,
     values: pa.Array,
-    offsets: np.ndarray,
+    parents: np.ndarray,
+    nseries: int,
     describe: Callable[[int], str],
-) -> tuple[pa.Table, np.ndarray]:
-    """Per-series label lists (flat ``names``/``values`` cut by ``offsets``) → series table.
+) -> tuple[pa.Table, np.ndarray, pa.Array]:
+    """Flat labels (``parents[i]`` = the input series of label ``i``, any order) → series table.
 
     Sorts each series' labels by name, drops empty values, rejects duplicate names, missing or
     empty ``__name__`` and empty names (``describe(series_index)`` names the culprit in the
-    :class:`ValueError`), and merges repeated series. Returns ``(series table, ref)`` where
-    ``ref[i]`` is the row of input series ``i`` in the table.
+    :class:`ValueError`), and merges repeated series. Returns ``(series table, ref, keys)``:
+    ``ref[i]`` is the row of input series ``i`` in the table, ``keys[row]`` a binary identity of
+    the row's label set (stable across requests, used as the delta-to-cumulative state key).
     """
     names = names.cast(pa.string())
     values = values.cast(pa.string())
-    parents = parents_from_offsets(offsets)
-    nseries = len(offsets) - 1
+    parents = np.asarray(parents, np.int64)
     order = pc.sort_indices(
         pa.table({"p": parents, "n": names}), sort_keys=[("p", "ascending"), ("n", "ascending")]
     ).to_numpy()
@@ -124,14 +125,12 @@ def canonical_series(
     return _dedupe(names, values, new_offsets)
 
 
-def _dedupe(names: pa.Array, values: pa.Array, offsets: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+def _dedupe(names: pa.Array, values: pa.Array, offsets: np.ndarray) -> tuple[pa.Table, np.ndarray, pa.Array]:
     """Merge identical label sets: key each series by its joined labels, dictionary-encode."""
     nseries = len(offsets) - 1
     nlabels = len(names)
     structs = pa.StructArray.from_arrays([names, values], fields=list(LABEL))
     lists = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), structs, type=LABELS)
-    if nseries <= 1:
-        return pa.Table.from_arrays([lists], schema=SERIES_SCHEMA), np.arange(nseries, dtype=np.int64)
     inter = np.empty(2 * nlabels, np.int64)
     inter[0::2] = np.arange(nlabels)
     inter[1::2] = nlabels + np.arange(nlabels)
@@ -142,10 +141,10 @@ def _dedupe(names: pa.Array, values: pa.Array, offsets: np.ndarray) -> tuple[pa.
     ref = encoded.indices.to_numpy().astype(np.int64)
     ndistinct = len(encoded.dictionary)
     if ndistinct == nseries:
-        return pa.Table.from_arrays([lists], schema=SERIES_SCHEMA), ref
+        return pa.Table.from_arrays([lists], schema=SERIES_SCHEMA), ref, encoded.dictionary
     first = np.empty(ndistinct, np.int64)
     first[ref[::-1]] = np.arange(nseries - 1, -1, -1)  # first occurrence of each distinct key
-    return pa.Table.from_arrays([lists.take(first)], schema=SERIES_SCHEMA), ref
+    return pa.Table.from_arrays([lists.take(first)], schema=SERIES_SCHEMA), ref, encoded.dictionary
 
 
 def samples_table(ref: np.ndarray, t: pa.Array | np.ndarray, v: pa.Array | np.ndarray) -> pa.Table:
@@ -234,7 +233,7 @@ def decode_write_request_counted(
     names = _utf8(flat.field("name"), label_at("name"))
     values = _utf8(flat.field("value"), label_at("value"))
     try:
-        series, ref = canonical_series(names, values, offsets, lambda s: f"timeseries[{s}]")
+        series, ref, _ = canonical_series(names, values, lparents, len(ts), lambda s: f"timeseries[{s}]")
     except ValueError as exc:
         raise RemoteWriteError(str(exc)) from None
 

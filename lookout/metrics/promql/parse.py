@@ -24,7 +24,8 @@ _CARD = {
     "VectorMatchCardinality.ManyToMany": "many-to-many",
 }
 _AT_RE = re.compile(
-    r"@\s*(start\s*\(\s*\)|end\s*\(\s*\)|[+-]?\s*(?:0[xX][0-9a-fA-F]+|(?:\d[\d_]*\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|nan))",
+    r"@\s*(start\s*\(\s*\)|end\s*\(\s*\)|[+-]?\s*(?:(?:\d+(?:ms|s|m|h|d|w|y))+(?![\w.])|0[xX][0-9a-fA-F]+"
+    r"|(?:\d[\d_]*\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|nan))",
     re.IGNORECASE,
 )
 
@@ -32,6 +33,68 @@ _AT_RE = re.compile(
 def _ms(td) -> int:
     """A ``datetime.timedelta`` to integer milliseconds, exactly."""
     return (td.days * 86_400_000_000 + td.seconds * 1_000_000 + td.microseconds) // 1000
+
+
+_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000, "y": 31_536_000_000}
+
+
+def _duration_ms(s: str) -> int:
+    return sum(int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", s))
+
+
+def re2_to_python(rx: str) -> str:
+    """Translate RE2 constructs Python's ``re`` rejects: a flag group such as ``(?i)`` in the
+    middle of a pattern applies to the rest of its enclosing group, so it becomes ``(?i:...)``."""
+    rx = rx.replace("\\z", "\\Z")
+    if not re.search(r"\(\?[imsU-]+\)", rx[1:] if rx.startswith("(?") else rx):
+        return rx
+    out: list[str] = []
+    closers: list[int] = []  # per open group: how many scoped flag groups to close with it
+    opened = 0
+    i, n = 0, len(rx)
+    while i < n:
+        c = rx[i]
+        if c == "\\":
+            out.append(rx[i:i + 2])
+            i += 2
+            continue
+        if c == "[":
+            j = i + 1
+            if j < n and rx[j] == "^":
+                j += 1
+            if j < n and rx[j] == "]":
+                j += 1
+            while j < n and rx[j] != "]":
+                j += 2 if rx[j] == "\\" else 1
+            out.append(rx[i:j + 1])
+            i = j + 1
+            continue
+        m = re.match(r"\(\?([imsU-]+)\)", rx[i:])
+        if m:
+            flags = m.group(1).replace("U", "")
+            out.append(f"(?{flags}:" if flags and flags != "-" else "(?:")
+            opened += 1
+            i += m.end()
+            continue
+        if c == "(":
+            closers.append(opened)
+            opened = 0
+            out.append(c)
+            i += 1
+            continue
+        if c == ")":
+            out.append(")" * opened)
+            opened = closers.pop() if closers else 0
+            out.append(c)
+            i += 1
+            continue
+        if c == "|" and opened:
+            out.append(")" * opened)
+            opened = 0
+        out.append(c)
+        i += 1
+    out.append(")" * opened)
+    return "".join(out)
 
 
 def _at_values(text: str) -> list[A.At]:
@@ -58,6 +121,9 @@ def _at_values(text: str) -> list[A.At]:
                     out.append(A.At("start"))
                 elif tok.startswith("end"):
                     out.append(A.At("end"))
+                elif re.fullmatch(r"[+-]?(?:\d+(?:ms|s|m|h|d|w|y))+", tok):
+                    sign = -1 if tok.startswith("-") else 1
+                    out.append(A.At("at", sign * _duration_ms(tok.lstrip("+-"))))
                 else:
                     v = float(int(tok, 16)) if "x" in tok else float(tok.replace("_", ""))
                     out.append(A.At("at", round(v * 1000)))
@@ -85,7 +151,11 @@ class _Converter:
         return at
 
     def vs(self, node) -> A.VectorSel:
-        matchers = tuple(Matcher(m.name, _MATCH_OPS[str(m.op)], m.value) for m in node.matchers.matchers)
+        matchers = tuple(
+            Matcher(m.name, op, re2_to_python(m.value) if op in ("=~", "!~") else m.value)
+            for m in node.matchers.matchers
+            for op in (_MATCH_OPS[str(m.op)],)
+        )
         if node.matchers.or_matchers:
             raise bad_data("1:1: parse error: `or` in label matchers is not supported")
         if node.name is not None and not any(m.name == "__name__" for m in matchers):

@@ -1,0 +1,596 @@
+"""PromQL conformance runner over Prometheus' own promqltest scripts (read in place, never copied).
+
+Implements the ``.test`` format described in ``../shared/conformance/promql/FORMAT.md``: ``load``
+blocks, ``clear``, ``eval instant|range`` with expected series, ``expect fail|ordered|string|
+range vector`` and the deprecated ``eval_fail``/``eval_ordered``/... forms. The data store and the
+query engine sit behind :class:`Backend` (``InProcessBackend`` here; an HTTP backend can drive a
+live server), and all comparison is done on the Prometheus API JSON envelope, so it does not
+depend on the backend.
+
+Annotations (``expect warn|info|no_warn|no_info``) are parsed but NOT checked. Skipped (and
+counted as skipped): evals involving native histograms (``{{...}}`` samples or expectations, and
+the synthesised series of ``load_with_nhcb``), start timestamps (``@st`` lines), and queries the
+parser cannot parse (experimental syntax such as duration expressions) unless a failure was
+expected anyway.
+
+Usage: ``python conformance/run_promql.py [--backend inprocess] [-v] [files...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import struct
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "promql" / "testdata"
+STALE_BITS = 0x7FF0000000000002
+STALE = struct.unpack("<d", struct.pack("<Q", STALE_BITS))[0]
+
+# --------------------------------------------------------------------------------------------------
+# The script format
+
+
+_DUR_RE = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_DUR_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000, "y": 31_536_000_000}
+
+
+def parse_duration(s: str) -> int:
+    """A Prometheus duration (``1m30s``, ``0``, ``10s53ms``; bare integers are seconds) in ms."""
+    s = s.strip()
+    if re.fullmatch(r"\d+", s):
+        return int(s) * 1000
+    pos, total = 0, 0
+    for m in _DUR_RE.finditer(s):
+        if m.start() != pos:
+            raise ValueError(f"bad duration {s!r}")
+        total += int(m.group(1)) * _DUR_MS[m.group(2)]
+        pos = m.end()
+    if pos != len(s) or not s:
+        raise ValueError(f"bad duration {s!r}")
+    return total
+
+
+_NUM = r"[+-]?(?:[Ii]nf|NaN|nan|(?:\d[\d_]*\.?[\d_]*|\.\d+)(?:[eE][+-]?\d+)?)"
+_UNUM = r"(?:[Ii]nf|NaN|nan|(?:\d[\d_]*\.?[\d_]*|\.\d+)(?:[eE][+-]?\d+)?)"
+_EXPAND = re.compile(rf"^({_NUM})([+-])({_UNUM})x(\d+)$")
+_REPEAT = re.compile(rf"^({_NUM})x(\d+)$")
+_OMIT = re.compile(r"^_x(\d+)$")
+
+
+def _num(s: str) -> float:
+    return float(s.replace("_", ""))
+
+
+class HistogramSample(Exception):
+    """A ``{{...}}`` native-histogram item was met (we skip those)."""
+
+
+def parse_values(text: str) -> list[float | None]:
+    """Expand a value sequence; ``None`` = omitted position, :data:`STALE` = stale marker."""
+    if "{{" in text:
+        raise HistogramSample()
+    out: list[float | None] = []
+    for item in text.split():
+        if item == "_":
+            out.append(None)
+        elif item == "stale":
+            out.append(STALE)
+        elif m := _OMIT.match(item):
+            out.extend([None] * int(m.group(1)))
+        elif m := _EXPAND.match(item):
+            a, sign, b, n = _num(m.group(1)), m.group(2), _num(m.group(3)), int(m.group(4))
+            b = -b if sign == "-" else b
+            cur = a
+            out.append(cur)
+            for _ in range(n):
+                cur += b
+                out.append(cur)
+        elif m := _REPEAT.match(item):
+            out.extend([_num(m.group(1))] * (int(m.group(2)) + 1))
+        else:
+            out.append(_num(item))
+    return out
+
+
+def _split_series(line: str) -> tuple[str, str]:
+    """Split ``name{l="v", ...} values`` into the series part and the rest."""
+    line = line.strip()
+    i, n, depth, quote = 0, len(line), 0, None
+    while i < n:
+        c = line[i]
+        if quote:
+            if c == "\\":
+                i += 2
+                continue
+            if c == quote:
+                quote = None
+        elif c in "\"'`" and depth:
+            quote = c
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return line[: i + 1], line[i + 1:]
+        elif c.isspace() and depth == 0:
+            return line[:i], line[i:]
+        i += 1
+    return line, ""
+
+
+def parse_labels(series: str) -> dict[str, str]:
+    import promql_parser as pp
+
+    if series.strip() == "{}":
+        return {}
+    node = pp.parse(series)
+    labels = {m.name: m.value for m in node.matchers.matchers}
+    if node.name:
+        labels["__name__"] = node.name
+    return {k: v for k, v in labels.items() if v != ""}
+
+
+@dataclass
+class Expected:
+    labels: dict[str, str]
+    values: list[float | None]
+
+
+@dataclass
+class Eval:
+    file: str
+    line: int
+    query: str
+    kind: str  # instant | range
+    t_ms: int = 0
+    start_ms: int = 0
+    end_ms: int = 0
+    step_ms: int = 0
+    fail: bool = False
+    fail_msg: str | None = None
+    fail_regex: str | None = None
+    ordered: bool = False
+    string: str | None = None
+    range_vector: tuple[int, int, int] | None = None
+    scalar: float | None = None
+    series: list[Expected] = field(default_factory=list)
+    skip: str | None = None
+
+
+@dataclass
+class Load:
+    interval_ms: int
+    series: list[tuple[dict[str, str], np.ndarray, np.ndarray]]
+    native: list[dict[str, str]]
+    start_ts: bool = False
+
+
+@dataclass
+class Clear:
+    pass
+
+
+def _unquote_go(s: str) -> str:
+    s = s.strip()
+    if s.startswith("`") and s.endswith("`"):
+        return s[1:-1]
+    import ast as pyast
+
+    return pyast.literal_eval(s)
+
+
+def parse_script(path: Path) -> list:
+    lines = path.read_text().splitlines()
+    cmds: list = []
+    i = 0
+    name = path.name
+    while i < len(lines):
+        raw = lines[i].strip()
+        if not raw or raw.startswith("#"):
+            i += 1
+            continue
+        start_line = i + 1
+        body = []
+        j = i + 1
+        while j < len(lines):
+            b = lines[j].strip()
+            if not b or b.startswith("#"):
+                break
+            body.append((j + 1, b))
+            j += 1
+        word = raw.split()[0].lower()
+        if word == "clear":
+            cmds.append(Clear())
+            j = i + 1
+        elif word.startswith("load"):
+            cmds.append(_parse_load(raw, body))
+        elif word.startswith("eval"):
+            cmds.append(_parse_eval(name, start_line, raw, body))
+        else:
+            raise ValueError(f"{name}:{start_line}: unknown command {raw!r}")
+        i = j
+    return cmds
+
+
+def _parse_load(head: str, body) -> Load:
+    parts = head.split()
+    interval = parse_duration(parts[1])
+    nhcb = parts[0].lower() == "load_with_nhcb"
+    series, native, start_ts = [], [], False
+    for _, line in body:
+        sp, vals = _split_series(line)
+        if sp.endswith("@st") or vals.startswith("@st"):
+            start_ts = True
+            continue
+        labels = parse_labels(sp)
+        try:
+            values = parse_values(vals)
+        except HistogramSample:
+            native.append(labels)
+            values = [None if "{{" in x else x for x in re.split(r"\s+(?![^{]*}})", vals.strip())]
+            try:
+                values = [None if x is None else parse_values(x)[0] for x in values]
+            except (HistogramSample, ValueError, IndexError):
+                continue
+        t = np.array([k * interval for k, x in enumerate(values) if x is not None], np.int64)
+        v = np.array([x for x in values if x is not None], np.float64)
+        series.append((labels, t, v))
+        if nhcb and labels.get("__name__", "").endswith("_bucket"):
+            nh = {k: v for k, v in labels.items() if k != "le"}
+            nh["__name__"] = labels["__name__"][: -len("_bucket")]
+            native.append(nh)
+    return Load(interval, series, native, start_ts)
+
+
+def _parse_eval(file: str, line: int, head: str, body) -> Eval:
+    m = re.match(r"^(eval(?:_fail|_warn|_info|_ordered)?)\s+instant\s+at\s+(\S+)\s+(.*)$", head)
+    if m:
+        ev = Eval(file, line, m.group(3), "instant", t_ms=parse_duration(m.group(2)))
+    else:
+        m = re.match(r"^(eval(?:_fail|_warn|_info|_ordered)?)\s+range\s+from\s+(\S+)\s+to\s+(\S+)"
+                     r"\s+step\s+(\S+)\s+(.*)$", head)
+        if not m:
+            raise ValueError(f"{file}:{line}: bad eval {head!r}")
+        ev = Eval(file, line, m.group(5), "range", start_ms=parse_duration(m.group(2)),
+                  end_ms=parse_duration(m.group(3)), step_ms=parse_duration(m.group(4)))
+    variant = m.group(1)
+    ev.fail = variant == "eval_fail"
+    ev.ordered = variant == "eval_ordered"
+    for _, b in body:
+        if b.startswith("expected_fail_message"):
+            ev.fail_msg = b[len("expected_fail_message"):].strip()
+            continue
+        if b.startswith("expected_fail_regexp"):
+            ev.fail_regex = b[len("expected_fail_regexp"):].strip()
+            continue
+        if b.startswith("expect "):
+            rest = b[len("expect "):].strip()
+            kw = rest.split()[0]
+            arg = rest[len(kw):].strip()
+            if kw == "fail":
+                ev.fail = True
+                if arg.startswith("msg:"):
+                    ev.fail_msg = arg[4:].strip()
+                elif arg.startswith("regex:"):
+                    ev.fail_regex = arg[6:].strip()
+            elif kw == "ordered":
+                ev.ordered = True
+            elif kw == "string":
+                ev.string = _unquote_go(arg)
+            elif kw == "range":
+                mm = re.match(r"vector\s+from\s+(\S+)\s+to\s+(\S+)\s+step\s+(\S+)", arg)
+                ev.range_vector = (parse_duration(mm.group(1)), parse_duration(mm.group(2)),
+                                   parse_duration(mm.group(3)))
+            continue  # warn / info / no_warn / no_info: not checked
+        if "{{" in b:
+            ev.skip = "native histogram expected"
+            continue
+        if ev.kind == "instant" and ev.range_vector is None and re.fullmatch(rf"{_NUM}|0[xX][0-9a-fA-F]+", b):
+            ev.scalar = float(int(b, 16)) if b.lower().startswith(("0x", "-0x", "+0x")) else _num(b)
+            continue
+        sp, vals = _split_series(b)
+        ev.series.append(Expected(parse_labels(sp), parse_values(vals)))
+    return ev
+
+
+# --------------------------------------------------------------------------------------------------
+# Backends
+
+
+class Backend(Protocol):
+    def clear(self) -> None: ...
+
+    def load(self, series: list[tuple[dict[str, str], np.ndarray, np.ndarray]]) -> None: ...
+
+    def instant(self, query: str, t_ms: int) -> dict: ...
+
+    def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> dict: ...
+
+
+class InProcessBackend:
+    """MemoryQuerier + Engine + result_to_json, wrapped in the HTTP API's JSON envelope."""
+
+    def __init__(self) -> None:
+        from lookout.metrics.model import MemoryQuerier
+        from lookout.metrics.promql import Engine
+
+        self.q = MemoryQuerier()
+        self.engine = Engine(max_samples=50_000_000)
+
+    def clear(self) -> None:
+        self.q.clear()
+
+    def load(self, series) -> None:
+        for labels, t, v in series:
+            self.q.add(labels, t, v)
+
+    def _run(self, fn) -> dict:
+        from lookout.metrics.promql import PromQLError, result_to_json
+
+        try:
+            res = fn()
+        except PromQLError as e:
+            return {"status": "error", "errorType": e.error_type, "error": str(e)}
+        except Exception as e:  # noqa: BLE001 - an engine bug becomes a reported failure
+            tb = traceback.extract_tb(e.__traceback__)[-1]
+            return {"status": "error", "errorType": "internal",
+                    "error": f"{type(e).__name__}: {e} at {Path(tb.filename).name}:{tb.lineno}"}
+        data = result_to_json(res)
+        out = {"status": "success", "data": data}
+        if res.warnings:
+            out["warnings"] = list(res.warnings)
+        if res.infos:
+            out["infos"] = list(res.infos)
+        return out
+
+    def instant(self, query: str, t_ms: int) -> dict:
+        return self._run(lambda: self.engine.instant_query(self.q, query, t_ms))
+
+    def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> dict:
+        return self._run(lambda: self.engine.range_query(self.q, query, start_ms, end_ms, step_ms))
+
+
+# --------------------------------------------------------------------------------------------------
+# Comparison
+
+
+def floats_equal(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    if a == b:
+        return True
+    if math.isinf(a) or math.isinf(b):
+        return False
+    s = min(abs(a) + abs(b), sys.float_info.max)
+    if a == 0 or b == 0 or s < 2.2250738585072014e-308:
+        return abs(a - b) < 1e-6 * 2.2250738585072014e-308
+    return abs(a - b) / s < 1e-6
+
+
+def _key(labels: dict[str, str]) -> tuple:
+    return tuple(sorted(labels.items()))
+
+
+def _fmt_labels(labels: dict[str, str]) -> str:
+    name = labels.get("__name__", "")
+    rest = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
+    return f"{name}{{{rest}}}"
+
+
+def _t_ms(t) -> int:
+    return int(round(float(t) * 1000))
+
+
+def compare(ev: Eval, resp: dict) -> str | None:
+    """None when ``resp`` (an API envelope) satisfies the eval, else a short description."""
+    if ev.fail:
+        if resp.get("status") == "success":
+            return "expected failure, query succeeded"
+        if resp.get("errorType") == "internal":
+            return f"expected failure, got internal error {resp.get('error')}"
+        msg = resp.get("error", "")
+        msg = re.sub(r'^invalid parameter "query": ', "", msg)
+        if ev.fail_msg is not None and msg != ev.fail_msg and not msg.endswith(ev.fail_msg):
+            return f"error message {msg!r} != {ev.fail_msg!r}"
+        if ev.fail_regex is not None and not re.search(ev.fail_regex, msg):
+            return f"error message {msg!r} !~ {ev.fail_regex!r}"
+        return None
+    if resp.get("status") != "success":
+        return f"error: {resp.get('errorType')}: {resp.get('error')}"
+    data = resp["data"]
+    rt, result = data["resultType"], data["result"]
+    if ev.string is not None:
+        if rt != "string" or result[1] != ev.string:
+            return f"expected string {ev.string!r}, got {rt} {result!r}"
+        return None
+    if ev.scalar is not None:
+        if rt != "scalar":
+            return f"expected scalar {ev.scalar}, got {rt}"
+        got = float(result[1])
+        return None if floats_equal(got, ev.scalar) else f"expected scalar {ev.scalar}, got {got}"
+    if ev.kind == "range" or ev.range_vector is not None:
+        if ev.kind == "range":
+            start, end, step = ev.start_ms, ev.end_ms, ev.step_ms
+        else:
+            start, end, step = ev.range_vector
+        if rt != "matrix":
+            return f"expected matrix, got {rt}"
+        keys = [_key(s["metric"]) for s in result]
+        if ev.kind == "range" and keys != sorted(keys):
+            return "range result not sorted by labels"
+        got = {_key(s["metric"]): s["values"] for s in result}
+        want = {_key(e.labels): e for e in ev.series}
+        for k in got:
+            if k not in want:
+                return f"unexpected series {_fmt_labels(dict(k))} {got[k][:5]}"
+        for k, e in want.items():
+            if k not in got:
+                if all(x is None for x in e.values):
+                    continue
+                return f"missing series {_fmt_labels(e.labels)}"
+            exp = {start + i * step: x for i, x in enumerate(e.values) if x is not None}
+            pts = {_t_ms(t): float(v) for t, v in got[k]}
+            if set(exp) != set(pts):
+                extra = sorted(set(pts) - set(exp))[:3]
+                miss = sorted(set(exp) - set(pts))[:3]
+                return f"{_fmt_labels(e.labels)}: point times differ (extra {extra}, missing {miss})"
+            for t, x in exp.items():
+                if not floats_equal(pts[t], x):
+                    return f"{_fmt_labels(e.labels)} at {t / 1000}: expected {x}, got {pts[t]}"
+        return None
+    # instant vector
+    if rt == "scalar":
+        return f"expected vector, got scalar {result[1]}"
+    if rt != "vector":
+        return f"expected vector, got {rt}"
+    for e in ev.series:
+        if len(e.values) != 1:
+            return "script error: more than one value for an instant eval"
+    if ev.ordered:
+        if len(result) != len(ev.series):
+            return f"expected {len(ev.series)} samples, got {len(result)}"
+        for n, (s, e) in enumerate(zip(result, ev.series, strict=False)):
+            if _key(s["metric"]) != _key(e.labels):
+                return f"position {n}: expected {_fmt_labels(e.labels)}, got {_fmt_labels(s['metric'])}"
+            if not floats_equal(float(s["value"][1]), e.values[0]):
+                return f"{_fmt_labels(e.labels)}: expected {e.values[0]}, got {s['value'][1]}"
+        return None
+    got = {_key(s["metric"]): float(s["value"][1]) for s in result}
+    want = {_key(e.labels): e.values[0] for e in ev.series}
+    for k in got:
+        if k not in want:
+            return f"unexpected sample {_fmt_labels(dict(k))} {got[k]}"
+    for k, x in want.items():
+        if k not in got:
+            return f"missing sample {_fmt_labels(dict(k))} {x}"
+        if not floats_equal(got[k], x):
+            return f"{_fmt_labels(dict(k))}: expected {x}, got {got[k]}"
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Running
+
+
+def _selects_any(query: str, native: list[dict[str, str]]) -> bool:
+    """Whether any selector of the query matches one of the (native-histogram) label sets."""
+    from lookout.metrics.model import matches_all
+    from lookout.metrics.promql import ast as A
+    from lookout.metrics.promql.parse import parse
+
+    try:
+        tree = parse(query).expr
+    except Exception:  # noqa: BLE001 - unparsable: be conservative
+        return True
+    for node in A.walk(tree):
+        if isinstance(node, A.VectorSel) and any(matches_all(lb, list(node.matchers)) for lb in native):
+            return True
+    return False
+
+
+def _parser_can_parse(query: str) -> bool:
+    import promql_parser as pp
+
+    try:
+        pp.parse(query)
+        return True
+    except BaseException:  # noqa: BLE001 - the Rust binding may panic
+        return False
+
+
+@dataclass
+class Tally:
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, reason: str) -> None:
+        self.skipped += 1
+        self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + 1
+
+
+def run_file(path: Path, backend: Backend, tally: Tally, verbose: bool = False) -> None:
+    try:
+        cmds = parse_script(path)
+    except Exception as e:  # noqa: BLE001
+        print(f"{path.name}: script parse error: {e}")
+        tally.failed += 1
+        return
+    backend.clear()
+    native: list[dict[str, str]] = []
+    start_ts = False
+    for cmd in cmds:
+        if isinstance(cmd, Clear):
+            backend.clear()
+            native, start_ts = [], False
+            continue
+        if isinstance(cmd, Load):
+            backend.load(cmd.series)
+            native += cmd.native
+            start_ts = start_ts or cmd.start_ts
+            continue
+        ev: Eval = cmd
+        if ev.skip:
+            tally.skip(ev.skip)
+            continue
+        if start_ts:
+            tally.skip("start timestamps")
+            continue
+        if native and _selects_any(ev.query, native):
+            tally.skip("native histogram series")
+            continue
+        expect_any_failure = ev.fail and ev.fail_msg is None and ev.fail_regex is None
+        if not _parser_can_parse(ev.query) and not expect_any_failure:
+            tally.skip("query not parsable by promql-parser (experimental syntax)")
+            continue
+        if ev.kind == "instant":
+            resp = backend.instant(ev.query, ev.t_ms)
+        else:
+            resp = backend.range(ev.query, ev.start_ms, ev.end_ms, ev.step_ms)
+        problem = compare(ev, resp)
+        if problem is None:
+            tally.passed += 1
+        else:
+            tally.failed += 1
+            print(f"{ev.file}:{ev.line}: {ev.query}  -- {problem}"[:400 if not verbose else 4000])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--backend", default="inprocess", choices=["inprocess"])
+    ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--per-file", action="store_true", help="print counts per file")
+    ap.add_argument("files", nargs="*")
+    args = ap.parse_args(argv)
+    files = [Path(f) if Path(f).exists() else TESTDATA / f for f in args.files] or sorted(TESTDATA.glob("*.test"))
+    backend: Backend = InProcessBackend()
+    total = Tally()
+    for f in files:
+        t = Tally()
+        run_file(f, backend, t, args.verbose)
+        if args.per_file:
+            print(f"  {f.name}: {t.passed} passed, {t.failed} failed, {t.skipped} skipped")
+        total.passed += t.passed
+        total.failed += t.failed
+        total.skipped += t.skipped
+        for k, n in t.skip_reasons.items():
+            total.skip_reasons[k] = total.skip_reasons.get(k, 0) + n
+    for k, n in sorted(total.skip_reasons.items()):
+        print(f"  skipped {n}: {k}")
+    print(f"promql: {total.passed} passed, {total.failed} failed, {total.skipped} skipped")
+    return 1 if total.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
