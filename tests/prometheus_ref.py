@@ -34,10 +34,26 @@ PROMETHEUS_BIN = os.environ.get("LOOKOUT_PROMETHEUS_BIN", "/usr/bin/prometheus")
 # Prometheus 2.x needs this to accept samples older than the head's window (loading history);
 # remote-written history arrives in time order per series anyway, this is the safety net.
 DEFAULT_OOO_WINDOW = "30d"
+SKIP_REASON = (f"real Prometheus not installed: {PROMETHEUS_BIN} is missing "
+               "(apt-get install -y --no-install-recommends prometheus)")
 
 
 def prometheus_available() -> bool:
     return os.access(PROMETHEUS_BIN, os.X_OK)
+
+
+def binary_version() -> tuple[int, ...]:
+    """(major, minor, patch) of the installed binary, from ``prometheus --version``."""
+    out = subprocess.run([PROMETHEUS_BIN, "--version"], capture_output=True, text=True, timeout=30)
+    words = (out.stdout + out.stderr).split()
+    raw = words[words.index("version") + 1] if "version" in words else "0"
+    return tuple(int(x) for x in raw.split("+")[0].split("-")[0].split(".") if x.isdigit())
+
+
+def experimental_promql_args() -> list[str]:
+    """Flags that enable Prometheus' experimental PromQL functions (limitk, sort_by_label, ...)
+    where the installed version has them (2.49+); nothing for older versions."""
+    return ["--enable-feature=promql-experimental-functions"] if binary_version() >= (2, 49) else []
 
 
 def _listening_ports(pid: int) -> list[int]:
