@@ -23,7 +23,9 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from lookout import __version__
-from lookout.logs.logql import LogQLEngine, LogQLError, format_query, result_to_json, selector_matchers
+from lookout.httpparams import FormError, request_params
+from lookout.logs.logql import LogQLEngine, LogQLError, format_query, parse, result_to_json
+from lookout.logs.logql.ast import LogExpr
 from lookout.logs.model import LabelMatcher, SelectHints
 from lookout.storage.durations import parse_duration
 
@@ -109,14 +111,10 @@ class LokiApi:
     # ---- plumbing ---------------------------------------------------------------------------
 
     async def _params(self, request: Request) -> dict[str, list[str]]:
-        params: dict[str, list[str]] = {}
-        for k, v in request.query_params.multi_items():
-            params.setdefault(k, []).append(v)
-        if request.method == "POST":
-            for k, v in (await request.form()).multi_items():
-                if isinstance(v, str):
-                    params.setdefault(k, []).append(v)
-        return params
+        try:
+            return await request_params(request)
+        except FormError as e:
+            raise ApiError(400, str(e)) from None
 
     async def _serve(self, request: Request, fn) -> Response:
         try:
@@ -169,7 +167,10 @@ class LokiApi:
     def _matchers(self, query: str | None) -> list[LabelMatcher]:
         if not query:
             return []
-        return selector_matchers(query)
+        expr = parse(query)
+        if not isinstance(expr, LogExpr):
+            raise ApiError(400, f'expected a stream selector like {{app="foo"}}, got "{query[:100]}"')
+        return list(expr.matchers)
 
     # ---- queries ----------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from lookout import __version__
+from lookout.httpparams import FormError, request_params
 from lookout.metrics.model import METRIC_NAME, Matcher
 from lookout.metrics.promql import Engine, PromQLError, format_query, parse_query_json, result_to_json
 from lookout.storage.durations import parse_duration
@@ -128,15 +129,10 @@ class PrometheusApi:
     # ---- plumbing ---------------------------------------------------------------------------
 
     async def _params(self, request: Request) -> dict[str, list[str]]:
-        params: dict[str, list[str]] = {}
-        for k, v in request.query_params.multi_items():
-            params.setdefault(k, []).append(v)
-        if request.method == "POST":
-            form = await request.form()
-            for k, v in form.multi_items():
-                if isinstance(v, str):
-                    params.setdefault(k, []).append(v)
-        return params
+        try:
+            return await request_params(request)
+        except FormError as e:
+            raise ApiError("bad_data", str(e)) from None
 
     async def _serve(self, request: Request, fn) -> Response:
         try:

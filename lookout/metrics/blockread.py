@@ -95,29 +95,54 @@ def _ns_to_ms_floor(ns: int) -> int:
 def read_samples(store: BlockStore, idx: BlockIndex, rows: np.ndarray, start_ms: int,
                  end_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Samples of the series rows ``rows`` in ``[start_ms, end_ms]``: (series_id, t, v) sorted
-    by (series_id, t). Reads only the row groups that hold those rows and overlap the range."""
+    by (series_id, t). Reads only the row groups that hold those rows and overlap the range,
+    then slices each series' rows out (binary search on its sorted times), without expanding
+    row numbers: the Python work is per selected series, never per sample."""
     empty = (np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.float64))
     rows = rows[idx.in_range(start_ms, end_ms)[rows]]
     if not len(rows):
         return empty
-    lo, cnt = idx.row_start[rows], idx.rows[rows]
-    total = int(cnt.sum())
-    # every wanted global row, grouped by series (ranges are ascending as rows are)
-    glob = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(total, dtype=np.int64)
-    sid = np.repeat(idx.series_id[rows], cnt)
-    rg = np.searchsorted(idx.rg_start, glob, "right") - 1
-    wanted = np.zeros(len(idx.rg_start), dtype=bool)
-    wanted[np.unique(rg)] = True
-    wanted &= (idx.rg_max_t >= start_ms) & (idx.rg_min_t <= end_ms)
+    lo = idx.row_start[rows]
+    hi = lo + idx.rows[rows]
+    first = np.searchsorted(idx.rg_start, lo, "right") - 1
+    last = np.searchsorted(idx.rg_start, hi - 1, "right") - 1
+    mark = np.zeros(len(idx.rg_start) + 1, np.int64)
+    np.add.at(mark, first, 1)
+    np.add.at(mark, last + 1, -1)
+    wanted = (np.cumsum(mark[:-1]) > 0) & (idx.rg_max_t >= start_ms) & (idx.rg_min_t <= end_ms)
     if not wanted.any():
         return empty
     t_all, v_all, read_off = _read_row_groups(store, idx, np.flatnonzero(wanted))
-    keep = wanted[rg]
-    glob, sid, rg = glob[keep], sid[keep], rg[keep]
-    pos = glob - idx.rg_start[rg] + read_off[rg]
-    t, v = t_all[pos], v_all[pos]
-    in_t = (t >= start_ms) & (t <= end_ms)
-    return sid[in_t], t[in_t], v[in_t]
+    shift = idx.rg_start - read_off  # global row -> position, within a run of read row groups
+    sids, ts, vs = [], [], []
+    for s, a, b, f, la in zip(idx.series_id[rows].tolist(), lo.tolist(), hi.tolist(), first.tolist(),
+                              last.tolist(), strict=True):
+        for pa_, pb in _pieces(a, b, f, la, wanted, shift, idx.rg_start):
+            tt = t_all[pa_:pb]
+            i0, i1 = np.searchsorted(tt, start_ms, "left"), np.searchsorted(tt, end_ms, "right")
+            if i1 > i0:
+                sids.append((s, i1 - i0))
+                ts.append(tt[i0:i1])
+                vs.append(v_all[pa_ + i0:pa_ + i1])
+    if not ts:
+        return empty
+    sid = np.repeat(np.array([s for s, _ in sids], np.uint64), [n for _, n in sids])
+    return sid, np.concatenate(ts), np.concatenate(vs)
+
+
+def _pieces(a: int, b: int, first: int, last: int, wanted: np.ndarray, shift: np.ndarray,
+            rg_start: np.ndarray) -> list[tuple[int, int]]:
+    """Positions (in the read row groups) of global rows ``[a, b)``: one slice when all its row
+    groups were read, else one per read row group (the others were pruned by time)."""
+    if first == last or wanted[first:last + 1].all():
+        return [(a - int(shift[first]), b - int(shift[first]))] if wanted[first] else []
+    out = []
+    for g in range(first, last + 1):
+        if wanted[g]:
+            ga = max(a, int(rg_start[g]))
+            gb = b if g + 1 >= len(rg_start) else min(b, int(rg_start[g + 1]))
+            out.append((ga - int(shift[g]), gb - int(shift[g])))
+    return out
 
 
 def _read_row_groups(store: BlockStore, idx: BlockIndex,
@@ -215,16 +240,43 @@ def samples_table(sid: np.ndarray, t_ms: np.ndarray, v: np.ndarray) -> pa.Table:
     }, schema=SAMPLES_SCHEMA)
 
 
-def dedupe_last(sid: np.ndarray, t: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """Indexes that sort by (series_id, t) keeping, per equal (series_id, t), the row with the
-    highest ``rank`` (the last among equal ranks)."""
-    order = np.lexsort((rank, t, sid))
-    if len(order) < 2:
-        return order
-    s, tt = sid[order], t[order]
-    last = np.ones(len(order), dtype=bool)
-    last[:-1] = (s[1:] != s[:-1]) | (tt[1:] != tt[:-1])
-    return order[last]
+def order_unique(k: np.ndarray, t: np.ndarray, keep: str) -> np.ndarray:
+    """Indexes sorting by (k, t) with one row per equal (k, t): the ``first`` or ``last`` in
+    input order. ``k`` is a small dense series number: when k and t fit 62 bits together the
+    sort is a single stable argsort of one int64 key (fast on the presorted runs the inputs
+    are made of), else a lexsort."""
+    n = len(k)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    tmin = int(t.min())
+    kbits = max(int(k.max()).bit_length(), 1)
+    tbits = max((int(t.max()) - tmin).bit_length(), 1)
+    if kbits + tbits <= 62:
+        key = (k.astype(np.int64) << tbits) | (t - tmin)
+        order = np.argsort(key, kind="stable")
+        ks = key[order]
+        diff = ks[1:] != ks[:-1]
+    else:
+        order = np.lexsort((t, k))
+        kk, tt = k[order], t[order]
+        diff = (kk[1:] != kk[:-1]) | (tt[1:] != tt[:-1])
+    sel = np.ones(n, dtype=bool)
+    if keep == "first":
+        sel[1:] = diff
+    else:
+        sel[:-1] = diff
+    return order[sel]
+
+
+def dense_series(sid: np.ndarray) -> np.ndarray:
+    """A dense number per series id for arrays where each id's rows are in runs (per part)."""
+    if not len(sid):
+        return np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
+    run_sid = sid[starts]
+    uniq = np.unique(run_sid)
+    lengths = np.diff(np.r_[starts, len(sid)])
+    return np.repeat(np.searchsorted(uniq, run_sid), lengths)
 
 
 def dedupe_first(sid: np.ndarray, t: np.ndarray) -> np.ndarray:

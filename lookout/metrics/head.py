@@ -138,6 +138,7 @@ class TenantHead:
         self.flushed_t = np.full(cap, INT64_MIN, np.int64)
         self.first_t = np.full(cap, INT64_MAX, np.int64)  # oldest sample appended (range checks)
         self.seen = np.zeros(cap, np.float64)
+        self.alive = np.zeros(cap, dtype=bool)
         self.free: list[int] = []
         self.active = 0
         self.key_bytes = 0
@@ -161,6 +162,7 @@ class TenantHead:
         self.flushed_t = np.concatenate([self.flushed_t, np.full(new - cap, INT64_MIN, np.int64)])
         self.first_t = np.concatenate([self.first_t, np.full(new - cap, INT64_MAX, np.int64)])
         self.seen = np.concatenate([self.seen, np.zeros(new - cap, np.float64)])
+        self.alive = np.concatenate([self.alive, np.zeros(new - cap, dtype=bool)])
 
     def _new_num(self) -> int:
         if self.free:
@@ -200,6 +202,7 @@ class TenantHead:
             self.last_t[num] = self.flushed_t[num] = INT64_MIN
             self.first_t[num] = INT64_MAX
             self.seen[num] = now
+            self.alive[num] = True
             self.key_bytes += len(k)
             self.postings.all.add(num)
             for name, value in key_pairs(k):
@@ -222,6 +225,7 @@ class TenantHead:
             self.keys[num] = None
             self.last_t[num] = self.flushed_t[num] = INT64_MIN
             self.first_t[num] = INT64_MAX
+            self.alive[num] = False
             self.key_bytes -= len(k)
             self.free.append(num)
             self.active -= 1
@@ -572,7 +576,7 @@ class MetricsHead:
             n = len(th.keys)
             if not n:
                 continue
-            idle = np.flatnonzero((th.seen[:n] < cutoff) & (th.last_t[:n] != INT64_MIN))
+            idle = np.flatnonzero((th.seen[:n] < cutoff) & th.alive[:n])
             if len(idle):
                 live_nums = np.concatenate([c.nums for c in th.live]) if th.live else np.zeros(0, np.uint32)
                 if len(live_nums):
@@ -611,7 +615,7 @@ def _contract_violations(labels: pa.ListArray) -> np.ndarray | None:
     off = labels.offsets.to_numpy()
     off = off - off[0]
     row_of = np.repeat(np.arange(len(labels)), np.diff(off))
-    bad = np.asarray(pc.equal(pc.utf8_length(values), 0).to_numpy(zero_copy_only=False), dtype=bool)
+    bad = np.asarray(pc.utf8_length(values).to_numpy(zero_copy_only=False)) == 0
     if n > 1:
         asc = np.asarray(pc.less(names.slice(0, n - 1), names.slice(1)).to_numpy(zero_copy_only=False), dtype=bool)
         same_row = row_of[:-1] == row_of[1:]

@@ -34,6 +34,8 @@ from lookout.metrics.batch import LABELS
 
 SIGNAL = "metrics"
 SEP = b"\xff"  # never part of valid UTF-8, so it cannot occur inside a label name or value
+# built once: converting a Python value per call makes pyarrow retry a failing optional import
+_SEP_SCALAR = pa.scalar(SEP, pa.binary())
 
 SERIES_SIDECAR = "series.parquet"
 EXEMPLARS_SIDECAR = "exemplars.parquet"
@@ -97,9 +99,9 @@ def canonical_keys(labels: pa.Array) -> pa.Array:
     flat = labels.flatten()
     names = flat.field("name").cast(pa.binary())
     values = flat.field("value").cast(pa.binary())
-    pairs = pc.binary_join_element_wise(names, values, pa.scalar(SEP))
+    pairs = pc.binary_join_element_wise(names, values, _SEP_SCALAR)
     per_row = pa.ListArray.from_arrays(_offsets(labels), pairs)
-    return pc.binary_join(per_row, pa.scalar(SEP))
+    return pc.binary_join(per_row, _SEP_SCALAR)
 
 
 def _plain_list(labels: pa.Array | pa.ChunkedArray) -> pa.ListArray:
@@ -112,7 +114,8 @@ def _offsets(labels: pa.ListArray) -> pa.Array:
     """Offsets of a possibly sliced list array, rebased to its flattened values."""
     off = labels.offsets
     if len(labels) and off[0].as_py() != 0:
-        off = pc.subtract(off, off[0])
+        np_off = off.to_numpy()
+        off = pa.array(np_off - np_off[0], off.type)
     return off
 
 
@@ -129,7 +132,7 @@ def labels_from_keys(keys: list[bytes]) -> pa.ListArray:
     names = flat.take(pa.array(np.arange(0, n, 2))).cast(pa.string())
     values = flat.take(pa.array(np.arange(1, n, 2))).cast(pa.string())
     structs = pa.StructArray.from_arrays([names, values], fields=list(LABELS.value_type))
-    offsets = pc.divide(_offsets(parts), 2).cast(pa.int32())
+    offsets = pa.array(np.asarray(_offsets(parts).to_numpy()) // 2, pa.int32())
     return pa.ListArray.from_arrays(offsets, structs, type=LABELS)
 
 

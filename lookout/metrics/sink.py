@@ -15,9 +15,10 @@ from lookout.buffer.log import Record
 from lookout.config import Metrics
 from lookout.ingest import formats
 from lookout.metrics.batch import MetricBatch, concat_batches
+from lookout.metrics.head import MetricsLimits
 from lookout.metrics.otlp_translate import DeltaToCumulative, OtlpMetricsTranslator, TranslationOptions
 from lookout.metrics.remote_write import decode_write_request
-from lookout.metrics.store import MetricsLimits, MetricsStore
+from lookout.metrics.store import MetricsStore
 from lookout.selfmon.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,9 @@ class MetricsSink:
                 by_tenant[r.tenant].append(batch)
         hi = records[-1].next_offset
         for tenant, batches in by_tenant.items():
-            self.store.append(tenant, concat_batches(batches), offset_hi=hi)
+            if batches:
+                self.store.append(tenant, concat_batches(batches), offset_hi=hi)
+        self.store.mark_consumed(hi)
 
     @property
     def head_bytes(self) -> int:

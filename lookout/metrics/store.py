@@ -29,10 +29,11 @@ from lookout.metrics.blockread import (
     BlockIndex,
     build_sidecars,
     dedupe_first,
-    dedupe_last,
+    dense_series,
     load_index,
     merge_label_tables,
     meta_time_overlaps,
+    order_unique,
     read_all_samples,
     read_exemplars,
     read_metadata,
@@ -198,7 +199,7 @@ class MetricsStore:
         order = np.argsort(label_sids)
         label_sids = label_sids[order]
         labels = labels_from_keys([keys[i] for i in order.tolist()])
-        keep = dedupe_first(sid, chunk.t)  # out-of-order-window duplicates: the first write wins
+        keep = self._head_order(chunk.nums, chunk.t)
         sid, t, v = sid[keep], chunk.t[keep], chunk.v[keep]
         exemplars = pa.concat_tables(ts.exemplars) if ts.exemplars else None
         days = t // MS_PER_DAY
@@ -212,6 +213,14 @@ class MetricsStore:
                                    metadata, source, level=0, replaces=(), raw_bytes=ts.raw_bytes if i == 0 else 0,
                                    compression_level=ZSTD_LEVEL))
         return out
+
+    def _head_order(self, k: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Order head samples by (series, t). Without an out-of-order window every series'
+        samples were appended in strictly rising time, so a stable sort by series suffices;
+        with one, equal (series, t) may repeat and the first write wins."""
+        if self.limits.out_of_order_window_ms <= 0:
+            return np.argsort(k, kind="stable")
+        return order_unique(k, t, "first")
 
     def _write(self, tenant: str, table: pa.Table, label_sids: np.ndarray, labels: pa.ListArray,
                exemplars: pa.Table | None, metadata: dict[str, dict[str, str]], source: dict[str, Any], *,
@@ -272,20 +281,19 @@ class MetricsStore:
 
     def _merge(self, tenant: str, inputs: list[BlockMeta]) -> BlockMeta:
         ordered = sorted(inputs, key=lambda m: (m.created_at, m.block_id))
-        sids, ts, vs, ranks, label_parts, exemplars = [], [], [], [], [], []
+        sids, ts, vs, label_parts, exemplars = [], [], [], [], []
         metadata: dict[str, dict[str, str]] = {}
-        for rank, m in enumerate(ordered):
+        for m in ordered:
             sid, t, v = read_all_samples(self.blocks, m)
             sids.append(sid)
             ts.append(t)
             vs.append(v)
-            ranks.append(np.full(len(sid), rank, np.int32))
             idx = self._index(m)
             label_parts.append((idx.series_id, idx.labels))
             exemplars.append(read_exemplars(self.blocks, m))
             metadata.update(read_metadata(self.blocks, m))
         sid, t, v = np.concatenate(sids), np.concatenate(ts), np.concatenate(vs)
-        keep = dedupe_last(sid, t, np.concatenate(ranks))
+        keep = order_unique(dense_series(sid), t, "last")  # inputs in creation order: the newest wins
         label_sids, labels = merge_label_tables(label_parts)
         ex = pa.concat_tables(exemplars)
         if ex.num_rows:
@@ -479,33 +487,37 @@ class MetricsQuerier:
     def select(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[Series]:
         """Series matching all ``matchers`` with their samples in ``[start_ms, end_ms]``,
         sorted by labels; duplicates of a timestamp resolve head > newer block > older block."""
-        sids, ts, vs, ranks = [], [], [], []
+        sids: list[np.ndarray] = []
+        ts: list[np.ndarray] = []
+        vs: list[np.ndarray] = []
         known: dict[int, dict[str, str]] = {}
         block_sel: list[tuple[BlockIndex, np.ndarray]] = []
         blocks = self.store.blocks_in(self.tenant, start_ms, end_ms)
-        for rank, meta in enumerate(blocks):
+        for meta in blocks:
             idx = self.store._index(meta)
             rows = np.flatnonzero(idx.postings.select(matchers) & idx.in_range(start_ms, end_ms))
             if not len(rows):
                 continue
             sid, t, v = read_samples(self.store.blocks, idx, rows, start_ms, end_ms)
             if len(sid):
-                _add_part(sids, ts, vs, ranks, (sid, t, v), rank)
+                _add_part(sids, ts, vs, (sid, t, v))
                 block_sel.append((idx, rows))
         hsid, ht, hv, hkeys = self._head_samples(matchers, start_ms, end_ms)
         if len(hsid):
-            _add_part(sids, ts, vs, ranks, (hsid, ht, hv), len(blocks))
+            _add_part(sids, ts, vs, (hsid, ht, hv))
             known.update(hkeys)
         if not sids:
             return []
         if len(sids) == 1:
-            sid, t, v = sids[0], ts[0], vs[0]  # one source: already sorted and unique
+            sid, t, v = sids[0], ts[0], vs[0]  # one source: grouped by series, sorted and unique
         else:
+            # parts are in rising priority (older blocks, newer blocks, head): keep the last
             sid, t, v = np.concatenate(sids), np.concatenate(ts), np.concatenate(vs)
-            keep = dedupe_last(sid, t, np.concatenate(ranks))
+            keep = order_unique(dense_series(sid), t, "last")
             sid, t, v = sid[keep], t[keep], v[keep]
-        labels = self._labels_for(np.unique(sid), known, block_sel)
-        return _split_series(sid, t, v, labels)
+        starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
+        labels = self._labels_for(sid[starts], known, block_sel)
+        return _split_series(sid, t, v, starts, labels)
 
     def _head_samples(self, matchers: list[Matcher], start_ms: int,
                       end_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, dict[str, str]]]:
@@ -526,21 +538,22 @@ class MetricsQuerier:
             cap = len(th.keys)
         lut = np.full(cap, -1, np.int64)
         lut[nums] = np.arange(len(nums))
-        parts_s, parts_t, parts_v = [], [], []
+        parts_j, parts_t, parts_v = [], [], []
         for c in chunks:
             j = lut[c.nums]
             m = (j >= 0) & (c.t >= start_ms) & (c.t <= end_ms)
             if m.any():
-                parts_s.append(sel_ids[j[m]])
+                parts_j.append(j[m])
                 parts_t.append(c.t[m])
                 parts_v.append(c.v[m])
-        if not parts_s:
+        if not parts_j:
             return empty
-        sid, t, v = np.concatenate(parts_s), np.concatenate(parts_t), np.concatenate(parts_v)
-        keep = dedupe_first(sid, t)  # out-of-order-window duplicates: the first write wins
-        present = set(np.unique(sid).tolist())
-        labels = {int(s): key_to_dict(k) for s, k in zip(sel_ids.tolist(), keys, strict=True) if s in present}
-        return sid[keep], t[keep], v[keep], labels
+        j, t, v = np.concatenate(parts_j), np.concatenate(parts_t), np.concatenate(parts_v)
+        keep = self.store._head_order(j, t)
+        j, t, v = j[keep], t[keep], v[keep]
+        present = np.unique(j[np.r_[True, j[1:] != j[:-1]]]).tolist()
+        labels = {int(sel_ids[i]): key_to_dict(keys[i]) for i in present}  # type: ignore[arg-type]
+        return sel_ids[j], t, v, labels
 
     @staticmethod
     def _labels_for(sids: np.ndarray, known: dict[int, dict[str, str]],
@@ -623,12 +636,10 @@ class MetricsQuerier:
 # helpers
 
 
-def _add_part(sids: list, ts: list, vs: list, ranks: list, part: tuple[np.ndarray, np.ndarray, np.ndarray],
-              rank: int) -> None:
+def _add_part(sids: list, ts: list, vs: list, part: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     sids.append(part[0])
     ts.append(part[1])
     vs.append(part[2])
-    ranks.append(np.full(len(part[0]), rank, np.int32))
 
 
 def _bitmap_np(bm) -> np.ndarray:
@@ -636,13 +647,13 @@ def _bitmap_np(bm) -> np.ndarray:
     return np.frombuffer(arr, dtype=np.uint32).astype(np.int64) if len(arr) else np.zeros(0, np.int64)
 
 
-def _split_series(sid: np.ndarray, t: np.ndarray, v: np.ndarray, labels: dict[int, dict[str, str]]) -> list[Series]:
-    """(series_id, t)-sorted samples to one :class:`Series` per id, sorted by labels."""
+def _split_series(sid: np.ndarray, t: np.ndarray, v: np.ndarray, starts: np.ndarray,
+                  labels: dict[int, dict[str, str]]) -> list[Series]:
+    """Samples grouped by series (runs starting at ``starts``, time-sorted) to one
+    :class:`Series` per id (views, no copy), sorted by labels."""
     if not len(sid):
         return []
-    cuts = np.flatnonzero(sid[1:] != sid[:-1]) + 1
-    starts = np.r_[0, cuts]
-    ends = np.r_[cuts, len(sid)]
+    ends = np.r_[starts[1:], len(sid)]
     out = [Series(labels[s], t[a:b], v[a:b])
            for s, a, b in zip(sid[starts].tolist(), starts.tolist(), ends.tolist(), strict=True)]
     out.sort(key=lambda s: tuple(s.labels.items()))

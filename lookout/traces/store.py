@@ -165,7 +165,7 @@ class TraceStore:
 
     def apply_retention(self, now_ns: int | None = None) -> int:
         with self._write_lock:
-            n = apply_retention(self.blocks, retention_s=self.cfg.retention, now_ns=now_ns)
+            n = apply_retention(self.blocks, retention_s=self.cfg.retention, now_ns=now_ns, signal=SIGNAL)
         self._retention_deleted.inc(n, signal=SIGNAL)
         return n
 

@@ -56,6 +56,11 @@ class Subquery:
 class Call:
     func: str
     args: tuple[Expr, ...]
+    pos: int = field(default=0, compare=False)  # offset of the call in the query text
+    arg_pos: tuple[int, ...] = field(default=(), compare=False)  # offsets of the arguments
+
+    def arg_offset(self, i: int) -> int:
+        return self.arg_pos[i] if i < len(self.arg_pos) else self.pos
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,8 @@ class Agg:
     grouping: tuple[str, ...] = ()
     without: bool = False
     has_by: bool = False  # `by (...)` written (even empty)
+    pos: int = field(default=0, compare=False)  # offset of the aggregation in the query text
+    param_pos: int = field(default=0, compare=False)  # offset of the parameter, if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,14 +21,26 @@ from lookout.metrics.promql.functions import FUNCS, KEEP_NAME, absent_labels
 from lookout.metrics.promql.jsonfmt import QueryResult
 from lookout.metrics.promql.parse import parse
 from lookout.metrics.promql.rangefuncs import KEEPS_NAME, RANGE_ARG, RANGE_FUNCS, Win, gather
+from lookout.metrics.promql.classic import go_g
 from lookout.metrics.promql.util import finalize
-from lookout.metrics.promql.values import RangeVec, Scalar, String, Value, Vector
+from lookout.metrics.promql.values import NAME, RangeVec, Scalar, String, Value, Vector
 
 DEFAULT_SUBQUERY_STEP_MS = 60_000
 _NATIVE_ONLY = {
     "histogram_count", "histogram_sum", "histogram_avg", "histogram_stddev", "histogram_stdvar",
-    "histogram_fraction",
 }
+
+
+SORT_FUNCS = {"sort", "sort_desc", "sort_by_label", "sort_by_label_desc"}
+COUNTER_FUNCS = {"rate", "increase"}
+
+
+def position(text: str, offset: int) -> str:
+    """Prometheus' ``PositionRange.StartPosInput``: 1-based ``line:col`` of an offset."""
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return f"{line}:{col}"
 
 
 def _go_div(a: int, b: int) -> int:
@@ -43,9 +55,17 @@ class FnCtx:
 
     ts: np.ndarray
     ev: Evaluator
+    call: A.Call | None = None
 
-    def annotate(self, msg: str) -> None:
-        self.ev.annotate(msg)
+    def annotate(self, msg: str, offset: int | None = None) -> None:
+        """Record ``msg`` (a full ``PromQL warning: ...`` / ``PromQL info: ...`` text) at the
+        query offset ``offset`` (default: the call itself)."""
+        if offset is None:
+            offset = self.call.pos if self.call is not None else 0
+        self.ev.annotate(msg, offset)
+
+    def arg_offset(self, i: int) -> int:
+        return self.call.arg_offset(i) if self.call is not None else 0
 
 
 @dataclass(slots=True)
@@ -59,12 +79,15 @@ class Evaluator:
     samples: int = 0
     warnings: list[str] = field(default_factory=list)
     infos: list[str] = field(default_factory=list)
+    text: str = ""
 
-    def annotate(self, msg: str) -> None:
-        kind, _, text = msg.partition(":")
-        target = self.warnings if kind == "warn" else self.infos
-        if text not in target:
-            target.append(text)
+    def annotate(self, msg: str, offset: int = 0) -> None:
+        """Record an annotation as the HTTP API renders it: ``msg`` starts with
+        ``PromQL warning:`` or ``PromQL info:``; the ``(line:col)`` of ``offset`` is appended."""
+        full = f"{msg} ({position(self.text, offset)})"
+        target = self.infos if msg.startswith("PromQL info") else self.warnings
+        if full not in target:
+            target.append(full)
 
     def _check(self) -> None:
         if time.monotonic() > self.deadline:
@@ -152,7 +175,7 @@ class Evaluator:
             k = RANGE_ARG[name]
             others = self._scalar_args(e.args, ts, k)
             rv = self.eval(e.args[k], ts)
-            return self._range_func(name, rv, others, ts)
+            return self._range_func(name, rv, others, ts, e)
         if name == "absent_over_time":
             rv = self.eval(e.args[0], ts)
             present = np.zeros(steps, bool)
@@ -185,8 +208,11 @@ class Evaluator:
         fn = FUNCS.get(name)
         if fn is None:
             raise bad_data(f"unknown function with name {name!r}")
+        if name in SORT_FUNCS and self.step_ms > 0:
+            self.annotate("PromQL warning: sort is ineffective for range queries since results are always "
+                          "ordered by labels", e.pos)
         args = [self.eval(a, ts) for a in e.args]
-        out = fn(args, FnCtx(ts, self))
+        out = fn(args, FnCtx(ts, self, e))
         if isinstance(out, Vector) and name in KEEP_NAME:
             return out
         return out
@@ -207,17 +233,21 @@ class Evaluator:
         ok = ~present
         return Vector([labels], np.ones((1, len(present))), ok[None, :], np.zeros(1, bool)).compact()
 
-    def _range_func(self, name: str, rv: RangeVec, others: list, ts: np.ndarray) -> Vector:
+    def _range_func(self, name: str, rv: RangeVec, others: list, ts: np.ndarray, call: A.Call) -> Vector:
         fn = RANGE_FUNCS[name]
         steps = len(ts)
         labels, vals, oks, drops = [], [], [], []
         keep_name = name in KEEPS_NAME
+        any_window = np.zeros(steps, bool)
         for i in range(len(rv.labels)):
             if i % 256 == 255:
                 self._check()
             lo, hi = rv.bounds(i)
             if not (hi > lo).any():
                 continue
+            any_window |= hi > lo
+            if name in COUNTER_FUNCS and not rv.drop[i]:
+                self._check_counter(rv.labels[i], call.arg_offset(0))
             t2, v2, m2, n = gather(rv.t[i], rv.v[i], lo, hi)
             w = Win(t2, v2, m2, n, rv.ends, rv.range_ms, ts)
             val, ok = fn(w, others)
@@ -227,9 +257,30 @@ class Evaluator:
             vals.append(np.asarray(val, float))
             oks.append(ok)
             drops.append(bool(rv.drop[i]) if keep_name else True)
+        if name == "quantile_over_time":
+            self.invalid_quantiles(np.broadcast_to(others[0], (steps,))[any_window], call.arg_offset(0))
         if not labels:
             return Vector.empty(steps)
         return Vector(labels, np.vstack(vals), np.vstack(oks), np.array(drops, bool))
+
+    def _check_counter(self, labels: dict[str, str], offset: int) -> None:
+        """``rate``/``increase`` over a float series that may not be a counter: an info."""
+        name = labels.get(NAME, "")
+        typ = labels.get("__type__")
+        if typ is not None:
+            if typ not in ("counter", "histogram"):
+                self.annotate('PromQL info: metric might not be a counter, __type__ label is not set to "counter" '
+                              f'or "histogram", got "{typ}": "{name}"', offset)
+            return
+        if name and not name.endswith(("_total", "_sum", "_count", "_bucket")):
+            self.annotate("PromQL info: metric might not be a counter, name does not end in "
+                          f'_total/_sum/_count/_bucket: "{name}"', offset)
+
+    def invalid_quantiles(self, q: np.ndarray, offset: int) -> None:
+        """Warn once per distinct quantile outside [0, 1] (or NaN)."""
+        q = np.asarray(q, float)
+        for x in dict.fromkeys(q[np.isnan(q) | (q < 0) | (q > 1)].tolist()):
+            self.annotate(f"PromQL warning: quantile value should be between 0 and 1, got {go_g(x)}", offset)
 
     # -- aggregations and binary operators ------------------------------------------------------
 
@@ -239,6 +290,15 @@ class Evaluator:
             p = self.eval(e.param, ts)
             param = p.s if isinstance(p, String) else p.v
         vec = self.eval(e.expr, ts)
+        if e.op in ("quantile", "limit_ratio") and param is not None and len(vec):
+            present = vec.ok.any(axis=0)
+            p = np.broadcast_to(np.asarray(param, float), (len(ts),))[present]
+            if e.op == "quantile":
+                self.invalid_quantiles(p, e.param_pos)
+            else:
+                for x in dict.fromkeys(p[(p < -1) | (p > 1)].tolist()):
+                    self.annotate(f"PromQL warning: ratio value should be between -1 and 1, got {go_g(x)}, "
+                                  f"capping to {go_g(max(-1.0, min(1.0, x)))}", e.param_pos)
         return aggregate(e, vec, param, len(ts))
 
     def _binary(self, e: A.Binary, ts: np.ndarray) -> Value:
@@ -264,15 +324,16 @@ class Engine:
         self.max_samples = max_samples
         self.timeout_s = timeout_s
 
-    def _evaluator(self, querier: Querier, start: int, end: int, step: int) -> Evaluator:
+    def _evaluator(self, querier: Querier, start: int, end: int, step: int, text: str = "") -> Evaluator:
         ev = Evaluator(querier, start, end, self.lookback_delta_ms, self.max_samples,
                        time.monotonic() + self.timeout_s)
         ev.step_ms = step
+        ev.text = text
         return ev
 
     def instant_query(self, querier: Querier, query: str, t_ms: int) -> QueryResult:
         parsed = parse(query)
-        ev = self._evaluator(querier, t_ms, t_ms, 0)
+        ev = self._evaluator(querier, t_ms, t_ms, 0, query)
         ts = np.array([t_ms], np.int64)
         val = ev.eval(parsed.expr, ts)
         if isinstance(val, Scalar):
@@ -302,7 +363,7 @@ class Engine:
         if end_ms < start_ms:
             raise bad_data("end timestamp must not be before start time")
         parsed = parse(query)
-        ev = self._evaluator(querier, start_ms, end_ms, step_ms)
+        ev = self._evaluator(querier, start_ms, end_ms, step_ms, query)
         ts = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
         expr = A.unparen(parsed.expr)
         if isinstance(expr, A.MatrixSel | A.Subquery) or isinstance(expr, A.StringLit):

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 import numpy as np
 
 from lookout.metrics.promql import ast as A
+from lookout.metrics.promql import classic
 from lookout.metrics.promql.errors import execution
-from lookout.metrics.promql.util import SAME_LABELSET, group_ids, merge_same
+from lookout.metrics.promql.util import SAME_LABELSET, merge_same
 from lookout.metrics.promql.values import NAME, Scalar, String, Vector
 
 _LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -234,65 +235,54 @@ def _cal(kind: str):
     return f
 
 
+def _invalid_quantiles(q: np.ndarray, ctx, offset: int) -> None:
+    ctx.ev.invalid_quantiles(q, offset)
+
+
+def _classic_groups(vec: Vector, ctx, offset: int) -> list[classic.Group]:
+    return classic.groups(vec, lambda le, name: ctx.annotate(classic.bad_bucket_warning(le, name), offset))
+
+
+def _groups_vector(groups: list[classic.Group], vals: list, oks: list, steps: int) -> Vector:
+    if not groups:
+        return Vector.empty(steps)
+    labels = [g.labels for g in groups]
+    return Vector(labels, np.vstack(vals), np.vstack(oks), np.ones(len(labels), bool)).compact()
+
+
+def _quantile_of(groups: list[classic.Group], q: np.ndarray, ctx, offset: int, steps: int) -> Vector:
+    vals, oks = [], []
+    for g in groups:
+        v, ok, forced = classic.quantile(g, q)
+        if forced:
+            ctx.annotate(classic.with_metric_name(classic.MONOTONICITY_INFO, g.name), offset)
+        vals.append(v)
+        oks.append(ok)
+    return _groups_vector(groups, vals, oks, steps)
+
+
 def _histogram_quantile(args, ctx):
     """Classic-bucket ``histogram_quantile``: buckets grouped by labels without ``le``."""
-    q = args[0].v
+    q = np.asarray(args[0].v, float)
     vec: Vector = args[1]
     steps = vec.v.shape[1]
-    if len(vec) == 0:
-        return Vector.empty(steps)
-    les, keys, idx = [], [], []
-    for i, lb in enumerate(vec.labels):
-        le = lb.get("le")
-        if le is None:
-            continue
-        try:
-            b = float(le)
-        except ValueError:
-            continue
-        les.append(b)
-        keys.append(tuple(sorted((k, v) for k, v in lb.items() if k != "le")))
-        idx.append(i)
-    if not idx:
-        return Vector.empty(steps)
-    gid, uniq = group_ids(keys)
-    idx_a = np.array(idx)
-    les_a = np.array(les)
-    order = np.lexsort((les_a, gid))
-    gid_s, les_s, rows = gid[order], les_a[order], idx_a[order]
-    v = vec.v[rows]
-    ok = vec.ok[rows]
-    out_v = np.full((len(uniq), steps), np.nan)
-    out_ok = np.zeros((len(uniq), steps), bool)
-    infos = []
-    for g in range(len(uniq)):
-        sel = gid_s == g
-        b = les_s[sel]
-        counts = v[sel]
-        pres = ok[sel]
-        for s in np.nonzero(pres.any(axis=0))[0]:
-            pm = pres[:, s]
-            val, warn = _bucket_quantile(float(q[s]), b[pm], counts[pm, s])
-            out_v[g, s] = val
-            out_ok[g, s] = True
-            if warn:
-                infos.append(warn)
-    for w in set(infos):
-        ctx.annotate(w)
-    labels = [dict(k) for k in uniq]
-    return Vector(labels, out_v, out_ok, np.ones(len(labels), bool)).compact()
+    _invalid_quantiles(q, ctx, ctx.arg_offset(0))
+    return _quantile_of(_classic_groups(vec, ctx, ctx.arg_offset(1)), q, ctx, ctx.arg_offset(1), steps)
 
 
 def _histogram_quantiles(args, ctx):
     """``histogram_quantiles(v, "label", q1, q2, ...)``: one output series per quantile."""
     vec: Vector = args[0]
     label = args[1].s
+    steps = vec.v.shape[1]
     if any(label in lb for lb in vec.labels):
         raise execution(f"label {label!r} already exists in input series")
+    groups = _classic_groups(vec, ctx, ctx.arg_offset(0))
     outs = []
-    for qa in args[2:]:
-        q = qa.v
-        res = _histogram_quantile([qa, vec], ctx)
+    for k, qa in enumerate(args[2:]):
+        q = np.asarray(qa.v, float)
+        _invalid_quantiles(q, ctx, ctx.arg_offset(2 + k))
+        res = _quantile_of(groups, q, ctx, ctx.arg_offset(0), steps)
         qs = float(q[0])
         text = "NaN" if qs != qs else (f"{qs:.1f}" if qs == int(qs) else repr(qs))
         res = Vector([dict(lb, **{label: text}) for lb in res.labels], res.v, res.ok, res.drop)
@@ -304,47 +294,18 @@ def _histogram_quantiles(args, ctx):
                   np.concatenate([o.ok for o in outs]), np.concatenate([o.drop for o in outs]))
 
 
-def _bucket_quantile(q: float, bounds: np.ndarray, counts: np.ndarray) -> tuple[float, str | None]:
-    """Prometheus' ``BucketQuantile`` for one histogram (bounds ascending)."""
-    if np.isnan(q):
-        return np.nan, None
-    if q < 0:
-        return -np.inf, None
-    if q > 1:
-        return np.inf, None
-    # merge duplicate bounds
-    ub, inv = np.unique(bounds, return_inverse=True)
-    c = np.zeros(len(ub))
-    np.add.at(c, inv, counts)
-    bounds, counts = ub, c
-    if len(bounds) == 0 or bounds[-1] != np.inf:
-        return np.nan, None
-    warn = None
-    # ensure monotonicity
-    fixed = np.maximum.accumulate(counts)
-    if not np.array_equal(fixed, counts) and not np.isnan(counts).any():
-        diff = np.max(fixed - counts)
-        if diff > 1e-12 * max(abs(fixed[-1]), 1):
-            warn = "info:bucket counts are not monotonic"
-    counts = fixed
-    if len(bounds) < 2:
-        return np.nan, warn
-    obs = counts[-1]
-    if obs == 0:
-        return np.nan, warn
-    rank = q * obs
-    b = int(np.searchsorted(counts[:-1], rank, "left"))
-    if b == len(bounds) - 1:
-        return float(bounds[-2]), warn
-    if b == 0 and bounds[0] <= 0:
-        return float(bounds[0]), warn
-    start, end = 0.0, float(bounds[b])
-    cnt = counts[b]
-    if b > 0:
-        start = float(bounds[b - 1])
-        cnt -= counts[b - 1]
-        rank -= counts[b - 1]
-    return start + (end - start) * (rank / cnt), warn
+def _histogram_fraction(args, ctx):
+    """Classic-bucket ``histogram_fraction(lower, upper, buckets)``."""
+    lower, upper = np.asarray(args[0].v, float), np.asarray(args[1].v, float)
+    vec: Vector = args[2]
+    steps = vec.v.shape[1]
+    groups = _classic_groups(vec, ctx, ctx.arg_offset(2))
+    vals, oks = [], []
+    for g in groups:
+        v, ok = classic.fraction(g, lower, upper)
+        vals.append(v)
+        oks.append(ok)
+    return _groups_vector(groups, vals, oks, steps)
 
 
 def _vector(args, ctx):
@@ -424,6 +385,7 @@ FUNCS: dict[str, Fn] = {
     "minute": _date_fn(_cal("minute")),
     "histogram_quantile": _histogram_quantile,
     "histogram_quantiles": _histogram_quantiles,
+    "histogram_fraction": _histogram_fraction,
     "vector": _vector,
     "scalar": _scalar,
     "pi": _pi,

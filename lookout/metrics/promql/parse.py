@@ -133,11 +133,87 @@ def _at_values(text: str) -> list[A.At]:
     return out
 
 
+_IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:")
+
+
+def _skip_quoted(text: str, i: int) -> int:
+    """The index just after the string literal starting at ``text[i]``."""
+    q, n = text[i], len(text)
+    j = i + 1
+    while j < n and text[j] != q:
+        j += 2 if (text[j] == "\\" and q != "`") else 1
+    return j + 1
+
+
+def find_call(text: str, name: str, start: int) -> tuple[int, int] | None:
+    """Offsets of the next ``name(`` at or after ``start`` (outside strings and comments): the
+    name's start and the opening parenthesis (grouping clauses such as ``by (x)`` between the
+    name and its parenthesis are skipped, as aggregations allow)."""
+    i, n = start, len(text)
+    while i < n:
+        c = text[i]
+        if c in "\"'`":
+            i = _skip_quoted(text, i)
+            continue
+        if c == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j + 1
+            continue
+        if text.startswith(name, i) and (i == 0 or text[i - 1] not in _IDENT_CHARS) \
+                and (i + len(name) >= n or text[i + len(name)] not in _IDENT_CHARS):
+            j = i + len(name)
+            while j < n and text[j].isspace():
+                j += 1
+            m = re.match(r"(?:by|without)\s*\([^)]*\)\s*", text[j:])
+            if m:
+                j += m.end()
+            if j < n and text[j] == "(":
+                return i, j
+        i += 1
+    return None
+
+
+def arg_offsets(text: str, open_paren: int) -> list[int]:
+    """Start offsets of the top-level, comma-separated arguments after ``text[open_paren]``."""
+    out: list[int] = []
+    i, n, depth = open_paren + 1, len(text), 0
+    expect = True
+    while i < n:
+        c = text[i]
+        if expect and not c.isspace():
+            if c == ")" and depth == 0:
+                break
+            out.append(i)
+            expect = False
+        if c in "\"'`":
+            i = _skip_quoted(text, i)
+            continue
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            if depth == 0:
+                break
+            depth -= 1
+        elif c == "," and depth == 0:
+            expect = True
+        i += 1
+    return out
+
+
 class _Converter:
     def __init__(self, text: str) -> None:
+        self.text = text
         self.ats = _at_values(text)
         self.at_i = 0
+        self.cursor = 0  # calls and aggregations appear in the text in the tree's pre-order
         self.funcs: set[str] = set()
+
+    def _locate(self, name: str) -> tuple[int, tuple[int, ...]]:
+        found = find_call(self.text, name, self.cursor)
+        if found is None:
+            return 0, ()
+        self.cursor = found[1] + 1
+        return found[0], tuple(arg_offsets(self.text, found[1]))
 
     def _at(self, node) -> A.At | None:
         if node.at is None:
@@ -189,15 +265,19 @@ class _Converter:
         if t == "Call":
             name = node.func.name
             self.funcs.add(name)
-            return A.Call(name, tuple(self.conv(a) for a in node.args))
+            pos, args_at = self._locate(name)
+            return A.Call(name, tuple(self.conv(a) for a in node.args), pos, args_at)
         if t == "AggregateExpr":
+            op = str(node.op)
+            pos, args_at = self._locate(op)
             param = self.conv(node.param) if node.param is not None else None
             inner = self.conv(node.expr)
+            ppos = args_at[0] if args_at else pos
             mod = node.modifier
             if mod is None:
-                return A.Agg(str(node.op), inner, param)
+                return A.Agg(op, inner, param, pos=pos, param_pos=ppos)
             without = str(mod.type).endswith("Without")
-            return A.Agg(str(node.op), inner, param, tuple(mod.labels), without, not without)
+            return A.Agg(op, inner, param, tuple(mod.labels), without, not without, pos=pos, param_pos=ppos)
         if t == "BinaryExpr":
             lhs = self.conv(node.lhs)
             rhs = self.conv(node.rhs)
