@@ -49,7 +49,9 @@ class HttpBackend:
         self.section += 1
 
     def load(self, series: list[tuple[dict[str, str], np.ndarray, np.ndarray]]) -> None:
-        series = [s for s in series if len(s[1])]
+        # a label set loaded twice in one block: the later line replaces the earlier (FORMAT.md 3.2)
+        latest = {tuple(sorted(labels.items())): (labels, t, v) for labels, t, v in series if len(t)}
+        series = list(latest.values())
         for i in range(0, len(series), SERIES_PER_REQUEST):
             body = encode_write_request(series[i:i + SERIES_PER_REQUEST])
             r = self.client.post("/api/v1/write", content=body, headers={
