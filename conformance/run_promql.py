@@ -7,11 +7,15 @@ query engine sit behind :class:`Backend` (``InProcessBackend`` here; an HTTP bac
 live server), and all comparison is done on the Prometheus API JSON envelope, so it does not
 depend on the backend.
 
-Annotations (``expect warn|info|no_warn|no_info``) are parsed but NOT checked. Skipped (and
-counted as skipped): evals involving native histograms (``{{...}}`` samples or expectations, and
-the synthesised series of ``load_with_nhcb``), start timestamps (``@st`` lines), and queries the
+Annotations (``expect warn|info|no_warn|no_info``) are checked against the envelope's
+``warnings``/``infos`` (presence or absence of the kind; the text when ``msg:``/``regex:`` is
+given). Skipped (and counted as skipped): evals expecting native histograms (``{{...}}`` in the
+expected output), evals whose query may read a histogram sample (a selector matches a series
+loaded with ``{{...}}`` samples, or a series synthesised by ``load_with_nhcb``, and the
+selector's read window -- after ``@``, ``offset``, range, subquery range and lookback -- contains
+one of its histogram timestamps), evals after start-timestamp (``@st``) loads, and queries our
 parser cannot parse (experimental syntax such as duration expressions) unless a failure was
-expected anyway.
+expected anyway. The float samples of mixed float/histogram series are loaded.
 
 Usage: ``python conformance/run_promql.py [--backend inprocess] [-v] [files...]``.
 """
@@ -72,7 +76,7 @@ def _num(s: str) -> float:
 
 
 class HistogramSample(Exception):
-    """A ``{{...}}`` native-histogram item was met (we skip those)."""
+    """A ``{{...}}`` native-histogram item was met (handled by :func:`_parse_mixed`)."""
 
 
 def parse_values(text: str) -> list[float | None]:
@@ -165,13 +169,16 @@ class Eval:
     scalar: float | None = None
     series: list[Expected] = field(default_factory=list)
     skip: str | None = None
+    # expected annotations: kind ("warn"/"info") -> list of (mode, text), mode None/"msg"/"regex"
+    annos: dict[str, list[tuple[str | None, str]]] = field(default_factory=dict)
+    no_annos: set[str] = field(default_factory=set)  # "warn" / "info" for no_warn / no_info
 
 
 @dataclass
 class Load:
     interval_ms: int
     series: list[tuple[dict[str, str], np.ndarray, np.ndarray]]
-    native: list[dict[str, str]]
+    native: list[tuple[dict[str, str], np.ndarray]]  # series with histogram samples, and their times
     start_ts: bool = False
 
 
@@ -222,33 +229,71 @@ def parse_script(path: Path) -> list:
     return cmds
 
 
+_HIST_ITEM = re.compile(r"\{\{[^}]*\}\}(?:[+-]\{\{[^}]*\}\})?(?:x(\d+))?")
+
+
+def _split_items(text: str) -> list[str]:
+    """Whitespace-separated items of a value sequence, keeping ``{{...}}`` literals (and their
+    ``{{a}}+{{b}}xN`` / ``{{a}}xN`` expansions) whole."""
+    items, i, n = [], 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        m = _HIST_ITEM.match(text, i)
+        if m:
+            items.append(m.group(0))
+            i = m.end()
+            continue
+        j = i
+        while j < n and not text[j].isspace():
+            j += 1
+        items.append(text[i:j])
+        i = j
+    return items
+
+
+def _parse_mixed(text: str) -> tuple[list[float | None], list[int]]:
+    """A value sequence that may hold native histograms: the float positions (histogram
+    positions as ``None``) and the indices of the histogram positions."""
+    values: list[float | None] = []
+    hist: list[int] = []
+    for item in _split_items(text):
+        m = _HIST_ITEM.fullmatch(item)
+        if m:
+            k = int(m.group(1)) + 1 if m.group(1) else 1
+            hist.extend(range(len(values), len(values) + k))
+            values.extend([None] * k)
+        else:
+            values.extend(parse_values(item))
+    return values, hist
+
+
 def _parse_load(head: str, body) -> Load:
     parts = head.split()
     interval = parse_duration(parts[1])
     nhcb = parts[0].lower() == "load_with_nhcb"
     series, native, start_ts = [], [], False
+    nhcb_ts: dict[tuple, tuple[dict[str, str], set[int]]] = {}
     for _, line in body:
         sp, vals = _split_series(line)
         if sp.endswith("@st") or vals.startswith("@st"):
             start_ts = True
             continue
         labels = parse_labels(sp)
-        try:
-            values = parse_values(vals)
-        except HistogramSample:
-            native.append(labels)
-            values = [None if "{{" in x else x for x in re.split(r"\s+(?![^{]*}})", vals.strip())]
-            try:
-                values = [None if x is None else parse_values(x)[0] for x in values]
-            except (HistogramSample, ValueError, IndexError):
-                continue
+        values, hist = _parse_mixed(vals)
+        if hist:
+            native.append((labels, np.array([k * interval for k in hist], np.int64)))
         t = np.array([k * interval for k, x in enumerate(values) if x is not None], np.int64)
         v = np.array([x for x in values if x is not None], np.float64)
         series.append((labels, t, v))
         if nhcb and labels.get("__name__", "").endswith("_bucket"):
             nh = {k: v for k, v in labels.items() if k != "le"}
             nh["__name__"] = labels["__name__"][: -len("_bucket")]
-            native.append(nh)
+            entry = nhcb_ts.setdefault(tuple(sorted(nh.items())), (nh, set()))
+            entry[1].update(t.tolist())
+    for nh, times in nhcb_ts.values():
+        native.append((nh, np.array(sorted(times), np.int64)))
     return Load(interval, series, native, start_ts)
 
 
@@ -266,6 +311,8 @@ def _parse_eval(file: str, line: int, head: str, body) -> Eval:
     variant = m.group(1)
     ev.fail = variant == "eval_fail"
     ev.ordered = variant == "eval_ordered"
+    if variant in ("eval_warn", "eval_info"):
+        ev.annos.setdefault(variant[5:], []).append((None, ""))
     for _, b in body:
         if b.startswith("expected_fail_message"):
             ev.fail_msg = b[len("expected_fail_message"):].strip()
@@ -291,7 +338,16 @@ def _parse_eval(file: str, line: int, head: str, body) -> Eval:
                 mm = re.match(r"vector\s+from\s+(\S+)\s+to\s+(\S+)\s+step\s+(\S+)", arg)
                 ev.range_vector = (parse_duration(mm.group(1)), parse_duration(mm.group(2)),
                                    parse_duration(mm.group(3)))
-            continue  # warn / info / no_warn / no_info: not checked
+            elif kw in ("warn", "info"):
+                if arg.startswith("msg:"):
+                    ev.annos.setdefault(kw, []).append(("msg", arg[4:].strip()))
+                elif arg.startswith("regex:"):
+                    ev.annos.setdefault(kw, []).append(("regex", arg[6:].strip()))
+                else:
+                    ev.annos.setdefault(kw, []).append((None, ""))
+            elif kw in ("no_warn", "no_info"):
+                ev.no_annos.add(kw[3:])
+            continue
         if "{{" in b:
             ev.skip = "native histogram expected"
             continue
@@ -391,6 +447,36 @@ def _t_ms(t) -> int:
     return int(round(float(t) * 1000))
 
 
+def _anno_matches(mode: str | None, text: str, got: str) -> bool:
+    if mode == "msg":
+        return got == text
+    if mode == "regex":
+        return re.search(text, got) is not None
+    return True
+
+
+def compare_annotations(ev: Eval, resp: dict) -> str | None:
+    """``expect warn|info [msg:|regex:]`` / ``expect no_warn|no_info`` against the envelope's
+    ``warnings`` / ``infos``: each expect line must match a returned annotation of its kind and
+    every returned annotation must match some line; kinds without expectations are unchecked."""
+    for kind, key in (("warn", "warnings"), ("info", "infos")):
+        got = list(resp.get(key) or [])
+        want = ev.annos.get(kind, [])
+        if kind in ev.no_annos and got:
+            return f"expected no {kind}, got {got}"
+        if not want:
+            continue
+        if not got:
+            return f"expected {kind} annotation, got none"
+        for mode, text in want:
+            if not any(_anno_matches(mode, text, g) for g in got):
+                return f"no {kind} matches {mode} {text!r}: got {got}"
+        for g in got:
+            if not any(_anno_matches(mode, text, g) for mode, text in want):
+                return f"unexpected {kind} {g!r}"
+    return None
+
+
 def compare(ev: Eval, resp: dict) -> str | None:
     """None when ``resp`` (an API envelope) satisfies the eval, else a short description."""
     if ev.fail:
@@ -407,6 +493,9 @@ def compare(ev: Eval, resp: dict) -> str | None:
         return None
     if resp.get("status") != "success":
         return f"error: {resp.get('errorType')}: {resp.get('error')}"
+    problem = compare_annotations(ev, resp)
+    if problem is not None:
+        return problem
     data = resp["data"]
     rt, result = data["resultType"], data["result"]
     if ev.string is not None:
@@ -482,27 +571,58 @@ def compare(ev: Eval, resp: dict) -> str | None:
 # Running
 
 
-def _selects_any(query: str, native: list[dict[str, str]]) -> bool:
-    """Whether any selector of the query matches one of the (native-histogram) label sets."""
-    from lookout.metrics.model import matches_all
+LOOKBACK_MS = 300_000
+
+
+def _read_windows(e, lo: int, hi: int, start: int, end: int) -> list:
+    """Every selector of ``e`` with the closed time interval it may read samples from, when
+    ``e`` is evaluated at times in [lo, hi] of a query spanning [start, end]."""
     from lookout.metrics.promql import ast as A
+
+    def shift(at, offset_ms: int, lo: int, hi: int) -> tuple[int, int]:
+        if at is not None:
+            t = start if at.kind == "start" else end if at.kind == "end" else at.t_ms
+            lo = hi = t
+        return lo - offset_ms, hi - offset_ms
+
+    e = A.unparen(e)
+    if isinstance(e, A.VectorSel):
+        a, b = shift(e.at, e.offset_ms, lo, hi)
+        return [(e, a - LOOKBACK_MS, b)]
+    if isinstance(e, A.MatrixSel):
+        a, b = shift(e.vs.at, e.vs.offset_ms, lo, hi)
+        return [(e.vs, a - e.range_ms, b)]
+    if isinstance(e, A.Subquery):
+        a, b = shift(e.at, e.offset_ms, lo, hi)
+        return _read_windows(e.expr, a - e.range_ms, b, start, end)
+    return [w for c in A.children(e) for w in _read_windows(c, lo, hi, start, end)]
+
+
+def _touches_histograms(ev: Eval, native: list[tuple[dict[str, str], np.ndarray]]) -> bool:
+    """Whether the query may read a native-histogram sample: some selector matches a series
+    loaded with histogram samples and its read window contains one of their timestamps."""
+    from lookout.metrics.model import matches_all
     from lookout.metrics.promql.parse import parse
 
     try:
-        tree = parse(query).expr
+        tree = parse(ev.query).expr
     except Exception:  # noqa: BLE001 - unparsable: be conservative
         return True
-    for node in A.walk(tree):
-        if isinstance(node, A.VectorSel) and any(matches_all(lb, list(node.matchers)) for lb in native):
-            return True
+    start, end = (ev.t_ms, ev.t_ms) if ev.kind == "instant" else (ev.start_ms, ev.end_ms)
+    for sel, lo, hi in _read_windows(tree, start, end, start, end):
+        for labels, times in native:
+            if matches_all(labels, list(sel.matchers)):
+                i = np.searchsorted(times, lo, "left")
+                if i < len(times) and times[i] <= hi:
+                    return True
     return False
 
 
 def _parser_can_parse(query: str) -> bool:
-    import promql_parser as pp
+    from lookout.metrics.promql.parse import parse
 
     try:
-        pp.parse(query)
+        parse(query)
         return True
     except BaseException:  # noqa: BLE001 - the Rust binding may panic
         return False
@@ -528,7 +648,7 @@ def run_file(path: Path, backend: Backend, tally: Tally, verbose: bool = False) 
         tally.failed += 1
         return
     backend.clear()
-    native: list[dict[str, str]] = []
+    native: list[tuple[dict[str, str], np.ndarray]] = []
     start_ts = False
     for cmd in cmds:
         if isinstance(cmd, Clear):
@@ -547,12 +667,12 @@ def run_file(path: Path, backend: Backend, tally: Tally, verbose: bool = False) 
         if start_ts:
             tally.skip("start timestamps")
             continue
-        if native and _selects_any(ev.query, native):
+        if native and _touches_histograms(ev, native):
             tally.skip("native histogram series")
             continue
         expect_any_failure = ev.fail and ev.fail_msg is None and ev.fail_regex is None
         if not _parser_can_parse(ev.query) and not expect_any_failure:
-            tally.skip("query not parsable by promql-parser (experimental syntax)")
+            tally.skip("query not parsable (experimental syntax)")
             continue
         if ev.kind == "instant":
             resp = backend.instant(ev.query, ev.t_ms)

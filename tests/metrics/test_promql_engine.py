@@ -160,3 +160,110 @@ def test_range_query_matrix_sorted_and_gaps(eng):
 def test_format_and_parse_json():
     assert format_query("sum(rate(foo[5m])) by (a)").startswith("sum by (a)")
     assert parse_query_json("foo offset 1m")["type"] == "vectorSelector"
+
+
+def _buckets(name: str, bounds: dict[str, float], extra: tuple = (), t: int = 0) -> dict[tuple, list]:
+    return {(("__name__", name), ("le", le)) + extra: [(t, c)] for le, c in bounds.items()}
+
+
+def test_histogram_fraction_classic_buckets(eng):
+    q = _q({
+        **_buckets("pos_bucket", {"1": 1, "2": 3, "3": 6, "+Inf": 100}),
+        **_buckets("neg_bucket", {"-3": 10, "-2": 12, "-1": 15, "+Inf": 100}),
+        **_buckets("noinf_bucket", {"1": 1, "2": 3}),
+    })
+    # lowest bucket starts at 0 (positive bound): [0,1] full + half of [1,2]
+    assert _vec(eng, q, "histogram_fraction(0, 1.5, pos_bucket)", 0) == {(): pytest.approx(0.02)}
+    # no interpolation in infinite-width buckets: (-Inf,-3] lies below -4, [3,+Inf) above 5
+    assert _vec(eng, q, "histogram_fraction(-4, -2, neg_bucket)", 0) == {(): pytest.approx(0.02)}
+    assert _vec(eng, q, "histogram_fraction(-Inf, -1.5, neg_bucket)", 0) == {(): pytest.approx(0.135)}
+    assert _vec(eng, q, "histogram_fraction(2, 5, pos_bucket)", 0) == {(): pytest.approx(0.03)}
+    assert _vec(eng, q, "histogram_fraction(400, +Inf, pos_bucket)", 0) == {(): pytest.approx(0.94)}
+    assert _vec(eng, q, "histogram_fraction(3, 2, pos_bucket)", 0) == {(): 0.0}
+    assert np.isnan(_vec(eng, q, "histogram_fraction(NaN, 2, pos_bucket)", 0)[()])
+    assert np.isnan(_vec(eng, q, "histogram_fraction(0, 2, noinf_bucket)", 0)[()])
+
+
+def test_histogram_fraction_over_steps_with_missing_bucket(eng):
+    pts = {
+        (("__name__", "h_bucket"), ("le", "1")): [(0, 1.0), (M, 2.0)],
+        (("__name__", "h_bucket"), ("le", "2")): [(0, 3.0), (M, STALE_NAN)],  # absent at 1m
+        (("__name__", "h_bucket"), ("le", "+Inf")): [(0, 4.0), (M, 4.0)],
+    }
+    q = _q(pts)
+    res = result_to_json(eng.range_query(q, "histogram_fraction(0, 1, h_bucket)", 0, M, M))
+    assert [float(v) for _, v in res["result"][0]["values"]] == [0.25, 0.5]
+
+
+def test_histogram_quantile_annotations(eng):
+    q = _q(_buckets("nm_bucket", {"1": 5, "2": 3, "+Inf": 10}))
+    res = eng.instant_query(q, "histogram_quantile(0.5, nm_bucket)", 0)
+    assert res.infos == [
+        "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see "
+        "https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) "
+        'for metric name "nm_bucket" (1:25)']
+    assert res.warnings == []
+    res = eng.instant_query(q, "histogram_quantile(1.5, nm_bucket)", 0)
+    assert res.warnings == ["PromQL warning: quantile value should be between 0 and 1, got 1.5 (1:20)"]
+    q = _q({(("__name__", "s"), ("le", "x")): [(0, 1.0)]})
+    res = eng.instant_query(q, "histogram_fraction(-Inf, 1, s)", 0)
+    assert res.warnings == ['PromQL warning: bucket label "le" is missing or has a malformed value of "x" '
+                            'for metric name "s" (1:29)']
+
+
+def test_rate_possible_non_counter_info_and_sort_warning(eng):
+    q = _q({
+        (("__name__", "reqs"),): [(t, t / 1000) for t in range(0, 6 * M, M)],
+        (("__name__", "reqs_total"),): [(t, t / 1000) for t in range(0, 6 * M, M)],
+    })
+    res = eng.instant_query(q, "sum(rate(reqs[5m]))", 5 * M)
+    assert res.infos == ['PromQL info: metric might not be a counter, name does not end in '
+                         '_total/_sum/_count/_bucket: "reqs" (1:10)']
+    assert eng.instant_query(q, "rate(reqs_total[5m])", 5 * M).infos == []
+    assert eng.range_query(q, "sort(reqs)", 0, M, M).warnings == [
+        "PromQL warning: sort is ineffective for range queries since results are always ordered by labels (1:1)"]
+    assert eng.instant_query(q, "sort(reqs)", 0).warnings == []
+    res = eng.instant_query(q, "quantile(NaN, reqs)", 0)
+    assert res.warnings == ["PromQL warning: quantile value should be between 0 and 1, got NaN (1:10)"]
+
+
+def test_info_follows_at_and_offset_of_base(eng):
+    q = _q({
+        (("__name__", "metric"), ("instance", "a"), ("job", "1")): [(i * M, float(i)) for i in range(9)],
+        (("__name__", "target_info"), ("instance", "a"), ("job", "1"), ("version", "old")):
+            [(0, 1.0), (M, 1.0), (2 * M, 1.0), (3 * M, STALE_NAN)],
+        (("__name__", "target_info"), ("instance", "a"), ("job", "1"), ("version", "new")):
+            [(i * M, 1.0) for i in range(3, 9)],
+    })
+    base = (("__name__", "metric"), ("instance", "a"), ("job", "1"))
+    assert _vec(eng, q, "info(metric @ 120)", 8 * M) == {base + (("version", "old"),): 2.0}
+    assert _vec(eng, q, "info(metric offset 6m)", 8 * M) == {base + (("version", "old"),): 2.0}
+    got = _vec(eng, q, "info(last_over_time((metric offset 1m)[10m:1m] @ 180))", 40 * M)
+    assert got == {base + (("version", "old"),): 2.0}
+    assert _vec(eng, q, "info(metric)", 8 * M) == {base + (("version", "new"),): 8.0}
+
+
+def test_info_selector_rules(eng):
+    q = _q({
+        (("__name__", "metric"), ("instance", "a"), ("job", "1")): [(0, 1.0)],
+        (("__name__", "target_info"), ("instance", "a"), ("job", "1"), ("x", "t")): [(0, 1.0)],
+        (("__name__", "build_info"), ("instance", "a"), ("job", "1"), ("x", "b")): [(0, 1.0)],
+    })
+    with pytest.raises(PromQLError, match="conflicting label"):
+        eng.instant_query(q, 'info(metric, {__name__=~".+_info"})', 0)
+    # only negated name matchers still select *_info metrics; the empty-matching selector parses
+    assert _vec(eng, q, 'info(metric, {__name__!="target_info"})', 0) == {
+        (("__name__", "metric"), ("instance", "a"), ("job", "1"), ("x", "b")): 1.0}
+    assert _vec(eng, q, 'info(metric, {__name__!~".+_info", x=~".+"})', 0) == {}
+    plain = {(("__name__", "metric"), ("instance", "a"), ("job", "1")): 1.0}
+    assert _vec(eng, q, 'info(metric, {nope=~".*"})', 0) == plain
+
+
+def test_parse_records_call_and_argument_offsets():
+    from lookout.metrics.promql.parse import parse
+
+    e = parse('sum by (a) (rate(x{a="rate("}[5m])) + histogram_quantile(0.9, y)').expr
+    assert (e.lhs.pos, e.lhs.expr.pos, e.lhs.expr.arg_pos) == (0, 12, (17,))
+    assert (e.rhs.pos, e.rhs.arg_pos) == (38, (57, 62))
+    e = parse("count(limit_ratio(1.1, m))").expr
+    assert e.expr.param_pos == 18

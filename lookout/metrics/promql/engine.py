@@ -16,12 +16,12 @@ from lookout.metrics.promql import ast as A
 from lookout.metrics.promql import selectors
 from lookout.metrics.promql.aggregations import aggregate
 from lookout.metrics.promql.binops import scalar_scalar, set_op, vector_scalar, vector_vector
+from lookout.metrics.promql.classic import go_g
 from lookout.metrics.promql.errors import TOO_MANY_SAMPLES, PromQLError, bad_data, execution
 from lookout.metrics.promql.functions import FUNCS, KEEP_NAME, absent_labels
 from lookout.metrics.promql.jsonfmt import QueryResult
 from lookout.metrics.promql.parse import parse
 from lookout.metrics.promql.rangefuncs import KEEPS_NAME, RANGE_ARG, RANGE_FUNCS, Win, gather
-from lookout.metrics.promql.classic import go_g
 from lookout.metrics.promql.util import finalize
 from lookout.metrics.promql.values import NAME, RangeVec, Scalar, String, Value, Vector
 

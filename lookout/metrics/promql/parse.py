@@ -231,6 +231,7 @@ class _Converter:
             Matcher(m.name, op, re2_to_python(m.value) if op in ("=~", "!~") else m.value)
             for m in node.matchers.matchers
             for op in (_MATCH_OPS[str(m.op)],)
+            if m.name != INFO_PLACEHOLDER
         )
         if node.matchers.or_matchers:
             raise bad_data("1:1: parse error: `or` in label matchers is not supported")
@@ -319,13 +320,36 @@ def _error_position(text: str, msg: str) -> int:
     return 0
 
 
+INFO_PLACEHOLDER = "__lookout_info_selector__"
+
+
+def _mark_info_selectors(text: str) -> str:
+    """Give the label selector argument of every ``info()`` call a placeholder matcher.
+
+    Prometheus accepts ``info(m, {data=~".*"})`` although that selector matches the empty value
+    only (a plain selector must hold a non-empty matcher); the parser library does not know the
+    exception, so the placeholder (dropped again by the converter) satisfies its check."""
+    if "info" not in text:
+        return text
+    inserts: list[int] = []
+    cursor = 0
+    while (found := find_call(text, "info", cursor)) is not None:
+        cursor = found[1] + 1
+        args = arg_offsets(text, found[1])
+        if len(args) > 1 and text[args[1]] == "{":
+            inserts.append(args[1] + 1)
+    for at in reversed(inserts):
+        text = f'{text[:at]}{INFO_PLACEHOLDER}="1", {text[at:]}'
+    return text
+
+
 def parse(text: str) -> A.Parsed:
     """Parse a query into our AST, or raise a ``bad_data`` :class:`PromQLError` whose message
     reads like Prometheus' (``1:N: parse error: ...``)."""
     if not text.strip():
         raise bad_data("1:1: parse error: no expression found in input")
     try:
-        node = pp.parse(text)
+        node = pp.parse(_mark_info_selectors(text))
     except BaseException as exc:  # noqa: BLE001 - ValueError, or a pyo3 PanicException
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
