@@ -94,6 +94,7 @@ class Logs:
     max_query_series: int = 500
     max_query_range: float = 30 * 86400.0
     max_line_size: int = 256 << 10
+    reject_old_samples_max_age: float = 7 * 86400.0  # Loki's default; 0 accepts any age
     max_lines_per_second: int = 1_000_000  # per tenant, 0 = unlimited
 
 
@@ -115,7 +116,7 @@ TENANT_RE = re.compile(r"^[A-Za-z0-9!_.*'()-]{1,150}$")
 
 _DURATION_FIELDS = {"commit_interval", "retention", "flush_interval", "compaction_interval",
                     "compaction_window", "shutdown_timeout", "lookback_delta", "query_timeout",
-                    "out_of_order_time_window", "max_query_range"}
+                    "out_of_order_time_window", "max_query_range", "reject_old_samples_max_age"}
 _SIZE_FIELDS = {"max_request_bytes", "max_inflight_bytes", "segment_size", "max_size", "flush_size",
                 "head_max_size", "max_line_size"}
 _LOG_LEVELS = {"debug", "info", "warning", "error"}

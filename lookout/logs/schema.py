@@ -6,17 +6,18 @@ queries without any conversion.
 
 On disk (``blocks/<tenant>/logs/...``) the block table is :data:`BLOCK_SCHEMA`: the entry
 columns plus *dedicated* columns for the few structured-metadata values that are random per
-line (``trace_id``, ``span_id``, ``observed_timestamp``). Those values would otherwise sit in
-the one Parquet column that holds every metadata value, defeat its dictionary and cost their
-text size. The map keeps the key with an empty placeholder value (so the entry's metadata order
-is kept exactly) and the dedicated column holds the value in binary; a null dedicated column
-means "no placeholder, the map value is real". See :mod:`lookout.logs.codec`.
+line (``trace_id``, ``span_id``, ``observed_timestamp`` as its distance from ``ts``). Those
+values would otherwise sit in the one Parquet column that holds every metadata value, defeat its
+dictionary and cost their text size. The map keeps the key with an empty placeholder value (so
+the entry's metadata order is kept exactly) and the dedicated column holds the value in binary; a
+null dedicated column means "no placeholder, the map value is real". See :mod:`lookout.logs.codec`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 
 from lookout.logs.model import ENTRY_SCHEMA
@@ -31,7 +32,11 @@ BLOCK_SCHEMA = pa.schema(
         pa.field("metadata", pa.map_(pa.string(), pa.string())),
         pa.field("trace_id", pa.binary(16)),  # dedicated: metadata["trace_id"] as 16 raw bytes
         pa.field("span_id", pa.binary(8)),  # dedicated: metadata["span_id"] as 8 raw bytes
-        pa.field("observed_ts", pa.int64()),  # dedicated: metadata["observed_timestamp"]
+        pa.field("observed_delta", pa.int64()),  # dedicated: metadata["observed_timestamp"] - ts
+        # The stream's labels as sorted JSON. Runs of one value per stream cost ~0 bytes after
+        # dictionary + RLE, and make every block self-describing: the stream index sidecar and
+        # compaction need nothing but the data file.
+        pa.field("labels", pa.string(), nullable=False),
     ]
 )
 
@@ -43,9 +48,9 @@ PARQUET_WRITER_OPTIONS = {
     # Stream ids run in long runs (RLE over a dictionary: ~0 bytes/line); metadata keys and most
     # metadata values repeat (resource attributes, severity, scope); lines are mostly unique, so a
     # dictionary there only costs bytes until the writer gives up on it.
-    "use_dictionary": ["stream_id", "metadata.key_value.key", "metadata.key_value.value"],
+    "use_dictionary": ["stream_id", "labels", "metadata.key_value.key", "metadata.key_value.value"],
     # Sorted per stream, times are nearly monotonic: delta encoding then zstd beats plain+zstd.
-    "column_encoding": {"ts": "DELTA_BINARY_PACKED", "observed_ts": "DELTA_BINARY_PACKED"},
+    "column_encoding": {"ts": "DELTA_BINARY_PACKED", "observed_delta": "DELTA_BINARY_PACKED"},
 }
 """The log block layout handed to the signal-agnostic block writer (figures in the bench)."""
 
@@ -91,3 +96,17 @@ def merge_refused(into: dict[str, int], other: dict[str, int]) -> dict[str, int]
         if n:
             into[reason] = into.get(reason, 0) + n
     return into
+
+
+def map_parts(md: pa.MapArray) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """(offsets from 0, keys, values) of a map array, honouring its slice offset."""
+    if isinstance(md, pa.ChunkedArray):
+        md = md.combine_chunks()
+    offs = md.offsets.to_numpy().astype(np.int64)
+    lo, hi = int(offs[0]), int(offs[-1])
+    return offs - lo, md.keys.slice(lo, hi - lo), md.items.slice(lo, hi - lo)
+
+
+def map_rows(offsets: np.ndarray) -> np.ndarray:
+    """The row of every map item, from :func:`map_parts` offsets."""
+    return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))

@@ -33,7 +33,8 @@ def ingest_options(cfg: Logs) -> LogsIngestOptions:
 
 
 def log_limits(cfg: Logs) -> LogLimits:
-    return LogLimits(max_streams_per_tenant=100_000, max_line_bytes=cfg.max_line_size)
+    return LogLimits(max_streams_per_tenant=100_000, max_line_bytes=cfg.max_line_size,
+                     reject_old_samples_max_age_s=cfg.reject_old_samples_max_age)
 
 
 def concat_log_batches(batches: list[LogBatch]) -> LogBatch:
