@@ -5,6 +5,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
+SYSDEPS := $(VENV)/.installed-system
+# Debian packages the tests drive for real: Prometheus is the PromQL reference engine.
+DEBS   := prometheus
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint bench clean
 
@@ -20,17 +24,27 @@ $(TSTAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+$(SYSDEPS): | $(PY)
+	@missing=""; for b in $(DEBS); do command -v $$b >/dev/null || [ -x /usr/bin/$$b ] || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	touch $@
+
 run: $(STAMP)
 	$(VENV)/bin/lookout serve $(ARGS)
 
 lint: $(TSTAMP)
-	$(VENV)/bin/ruff check lookout tests bench
+	$(VENV)/bin/ruff check lookout tests bench conformance
 
-test: $(TSTAMP) lint
+test: $(TSTAMP) $(SYSDEPS) lint
 	$(VENV)/bin/pytest -q
 
-bench: $(TSTAMP)
+bench: $(TSTAMP) $(SYSDEPS)
 	$(PY) bench/bench_traces.py
+	$(PY) bench/bench_metrics.py
+	$(PY) bench/bench_logs.py
 
 clean:
 	rm -rf $(VENV) lookout-data .pytest_cache
