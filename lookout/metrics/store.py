@@ -492,6 +492,10 @@ class MetricsQuerier:
         vs: list[np.ndarray] = []
         known: dict[int, dict[str, str]] = {}
         block_sel: list[tuple[BlockIndex, np.ndarray]] = []
+        # The head first, then the block list: a flush that completes in between (block
+        # committed, snapshot released) then shows its samples twice (deduplicated below)
+        # instead of in neither source.
+        hsid, ht, hv, hkeys = self._head_samples(matchers, start_ms, end_ms)
         blocks = self.store.blocks_in(self.tenant, start_ms, end_ms)
         for meta in blocks:
             idx = self.store._index(meta)
@@ -502,8 +506,7 @@ class MetricsQuerier:
             if len(sid):
                 _add_part(sids, ts, vs, (sid, t, v))
                 block_sel.append((idx, rows))
-        hsid, ht, hv, hkeys = self._head_samples(matchers, start_ms, end_ms)
-        if len(hsid):
+        if len(hsid):  # appended last: the head has the highest priority
             _add_part(sids, ts, vs, (hsid, ht, hv))
             known.update(hkeys)
         if not sids:

@@ -112,3 +112,13 @@ def test_limits() -> None:
         LogQLEngine(max_lines=10).query_range(_querier(), '{app="api"}', T0, T0 + S, S, limit=11)
     with pytest.raises(LogQLError, match="instant query"):
         LogQLEngine().query_instant(_querier(), '{app="api"}', T0)
+
+
+def test_template_execution_error_flags_the_line() -> None:
+    data = _run('{app="web"} | line_format `{{ div 1 0 }}`')
+    assert all(s["stream"].get("__error__") == "TemplateFormatErr" for s in data["result"])
+    assert "not json 10.1.2.3" in _lines(data)  # the line is left unchanged
+
+
+def test_distinct() -> None:
+    assert len(_lines(_run('{app="api"} | logfmt | distinct level'))) == 3

@@ -102,3 +102,11 @@ def test_pipeline_error_fails_metric_query() -> None:
 def test_series_limit(q: MemoryLogQuerier) -> None:
     with pytest.raises(LogQLError, match="maximum of series"):
         LogQLEngine(max_series=1).query_instant(q, 'count_over_time({app=~"a|b"}[1m])', T0 + 60 * S)
+
+
+def test_sum_pushdown_matches_per_series_sum(q: MemoryLogQuerier) -> None:
+    # sum by (x) (count_over_time(...)) groups samples before windowing; the numbers must not change.
+    direct = instant(q, 'sum by (app) (count_over_time({app=~"a|b"} | logfmt [1m]))')
+    inner = 'label_replace(count_over_time({app=~"a|b"} | logfmt [1m]), "z", "1", "", "")'  # blocks the pushdown
+    via_label = instant(q, f"sum by (app) ({inner})")
+    assert direct == via_label == {"app=a": 6, "app=b": 3}

@@ -333,6 +333,30 @@ def test_queries_during_a_flush_see_everything_once(tmp_path):
     assert seen == [15]
 
 
+def test_a_flush_completing_during_a_select_loses_nothing(tmp_path, monkeypatch):
+    """A flush that commits its block and releases its snapshot while a select runs (after
+    the select listed the blocks, before it read the head) must not hide the flushed samples:
+    they are in the head or in a listed block, never in neither."""
+    store = new_store(tmp_path)
+    load(store)
+    listed = store.blocks_in
+    flushed: list[object] = []
+
+    def blocks_in_then_flush(tenant, start_ms, end_ms):
+        metas = listed(tenant, start_ms, end_ms)
+        if not flushed:  # the concurrent flush lands right after the block listing
+            flushed.append(store.flush(lambda off: None))
+        return metas
+
+    monkeypatch.setattr(store, "blocks_in", blocks_in_then_flush)
+    got = store.querier("t1").select([Matcher("__name__", "=", "up")], 0, 10**9)
+    assert flushed and flushed[0] is not None and store.head.tenants["t1"].live == []
+    assert sum(len(s.t) for s in got) == 15 and len(got) == 3
+    monkeypatch.setattr(store, "blocks_in", listed)
+    again = store.querier("t1").select([Matcher("__name__", "=", "up")], 0, 10**9)
+    assert as_dict(again) == as_dict(got)
+
+
 def test_bad_refs_empty_label_sets_and_exemplar_bound(tmp_path):
     store = new_store(tmp_path, max_exemplars_per_tenant=2)
     b = make_batch([{"__name__": "m"}], [(0, 1, 1.0), (5, 1, 1.0)])

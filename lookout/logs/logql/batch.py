@@ -213,18 +213,14 @@ def from_selection(sel: LogSelection) -> Batch:
     md = t["metadata"].combine_chunks()
     if md.null_count == n:
         return b
-    offsets = md.offsets.to_numpy()
-    keys_arr = md.keys
-    items = md.items
-    if len(keys_arr) == 0:
+    # As list<struct<key, value>> the list kernels apply (and slices and nulls are handled for us).
+    as_list = md.cast(pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())])))
+    pairs = pc.list_flatten(as_list)
+    if len(pairs) == 0:
         return b
-    # Offsets are absolute into the child arrays when the map array is a slice.
-    start = offsets[0]
-    counts = np.diff(offsets)
-    counts = np.where(valid(md), counts, 0)
-    parents = np.repeat(np.arange(n), counts)
-    keys_arr = keys_arr.slice(start, len(parents))
-    items = items.slice(start, len(parents))
+    parents = pc.list_parent_indices(as_list).to_numpy(zero_copy_only=False)
+    keys_arr = pairs.field("key")
+    items = pairs.field("value")
     for key in sorted(pc.unique(keys_arr).to_pylist()):
         m = pc.equal(keys_arr, key).to_numpy(zero_copy_only=False)
         col = scatter(n, parents[m], items.filter(pa.array(m)))

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lookout.logs.model import LabelMatcher, LogQuerier, SelectHints
+from lookout.logs.model import LogQuerier, SelectHints
 
 from . import ast, rangeagg, vectorops
 from .batch import ERROR, ERROR_DETAILS, Batch, from_selection, row_labels, series_ids
@@ -264,8 +264,7 @@ def _pushdown(e: ast.VectorAgg) -> ast.Expr:
     inner = e.expr
     while isinstance(inner, ast.Paren):
         inner = inner.expr
-    if (isinstance(inner, ast.RangeAgg) and inner.grouping is None and inner.op in _PUSHDOWN.get(e.op, ())
-            ):
+    if isinstance(inner, ast.RangeAgg) and inner.grouping is None and inner.op in _PUSHDOWN.get(e.op, ()):
         g = e.grouping or ast.Grouping(False, [])
         return ast.RangeAgg(inner.op, inner.range, inner.param, g)
     return e.expr
@@ -291,4 +290,4 @@ def format_query(query: str) -> str:
     return str(expr)
 
 
-__all__ = ["LogQLEngine", "QueryResult", "LabelMatcher", "format_query"]
+__all__ = ["LogQLEngine", "QueryResult", "format_query"]

@@ -127,9 +127,8 @@ def parse_logfmt(b: Batch, st: ast.LogfmtParser, ctx: Context) -> Batch:
     if st.params:
         wanted = [(name, expr) for name, expr in st.params]
     else:
-        uniq = pc.unique(keys).to_pylist()
-        wanted = [(sanitize_key(k), k) for k in uniq]
-        # several raw keys may sanitize to one label: the first occurrence in the line wins
+        # Several raw keys may sanitize to one label name: the first occurrence in the line wins.
+        wanted = [(sanitize_key(k), k) for k in pc.unique(keys).to_pylist()]
     by_label: dict[str, list[str]] = {}
     for label, raw in wanted:
         by_label.setdefault(label, []).append(raw)
@@ -138,8 +137,6 @@ def parse_logfmt(b: Batch, st: ast.LogfmtParser, ctx: Context) -> Batch:
             continue
         m = _np(pc.is_in(keys, value_set=pa.array(raws, pa.string())))
         if not m.any():
-            if st.params:
-                continue
             continue
         col = scatter(n, parents[m], vals.filter(pa.array(m)))
         b.add_parsed(label, col)
@@ -247,7 +244,7 @@ def parse_pattern(b: Batch, st: ast.PatternParser) -> Batch:
     regex, caps = extract_regex(st.pattern)
     ex = pc.extract_regex(b.line, regex)
     n = len(b)
-    fields = {f.name for f in ex.type} if len(b) or True else set()
+    fields = {f.name for f in ex.type}
     matched = _np(pc.is_valid(ex)) & _np(pc.greater(pc.utf8_length(b.line), 0))
     reached = matched.copy()
     b = b.copy()
@@ -300,11 +297,21 @@ def _distinct_render(b: Batch, tmpl: Template) -> pa.Array:
     return pa.array(rendered, pa.string()).take(pa.array(gid))
 
 
-def _render(tmpl: Template, labels: dict[str, str], line: str, ts: int) -> str:
+def _render(tmpl: Template, labels: dict[str, str], line: str, ts: int) -> str | None:
+    """The rendered text, or None when the template fails at execution (Loki flags the entry with
+    ``TemplateFormatErr`` and leaves its line or label unchanged)."""
     try:
         return tmpl.render(labels, line, ts)
-    except TemplateError as e:
-        raise TemplateError(str(e)) from None
+    except TemplateError:
+        return None
+
+
+def _apply_render(b: Batch, rendered: pa.Array, old: pa.Array) -> pa.Array:
+    failed = ~valid(rendered)
+    if failed.any():
+        b.set_error(failed, "TemplateFormatErr", "template: execution failed")
+        return pc.if_else(pa.array(failed), old, rendered)
+    return rendered
 
 
 # ---------------------------------------------------------------- label filters
@@ -391,7 +398,9 @@ def run_stage(b: Batch, st: Any, ctx: Context) -> Batch:
     if isinstance(st, ast.LineFormat):
         tmpl = compile_template(st.template, "line")
         b = b.copy()
-        b.line = _distinct_render(b, tmpl)
+        b.err = b.err.copy()
+        b.details = b.details.copy()
+        b.line = _apply_render(b, _distinct_render(b, tmpl), b.line)
         return b
     if isinstance(st, ast.LabelFormat):
         b = b.copy()
@@ -399,7 +408,9 @@ def run_stage(b: Batch, st: Any, ctx: Context) -> Batch:
         removed: list[str] = []
         for dst, is_tmpl, val in st.items:
             if is_tmpl:
-                new[dst] = _distinct_render(b, compile_template(val, "label"))
+                b.err = b.err.copy()
+                b.details = b.details.copy()
+                new[dst] = _apply_render(b, _distinct_render(b, compile_template(val, "label")), b.get(dst))
             else:
                 new[dst] = b.get(val)
                 if val != dst:

@@ -178,8 +178,9 @@ FUNCS: dict[str, Callable[..., Any]] = {
     "len": lambda v: len(v) if isinstance(v, (str, list, dict)) else len(_s(v)),
     "add": lambda *a: sum(_int(x) for x in a), "sub": lambda a, b: _int(a) - _int(b),
     "mul": lambda *a: math.prod(_int(x) for x in a),
-    "div": lambda a, b: int(_int(a) / _int(b)) if _int(b) else 0,
-    "mod": lambda a, b: _int(a) % _int(b) if _int(b) else 0,
+    # Go's integer division by zero panics, which the template reports as an execution error.
+    "div": lambda a, b: int(_int(a) / _int(b)),
+    "mod": lambda a, b: int(math.fmod(_int(a), _int(b))) if _int(b) else 1 // 0,
     "addf": lambda *a: sum(_num(x) for x in a), "subf": lambda a, *b: _num(a) - sum(_num(x) for x in b),
     "mulf": lambda *a: math.prod(_num(x) for x in a),
     "divf": lambda a, *b: _num(a) / math.prod(_num(x) for x in b) if math.prod(_num(x) for x in b) else math.inf,
