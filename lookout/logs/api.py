@@ -77,7 +77,7 @@ def parse_step(value: str | None, name: str) -> int | None:
 
 def default_step_ns(start_ns: int, end_ns: int) -> int:
     """Loki's default resolution: about 250 points, at least one second."""
-    return max(1, math.ceil((end_ns - start_ns) / NS / 250)) * NS
+    return max(1, math.floor((end_ns - start_ns) / NS / 250)) * NS
 
 
 class LokiApi:
@@ -133,7 +133,7 @@ class LokiApi:
     def _limit(self, p: dict[str, list[str]], default: int = 100) -> int:
         raw = _one(p, "limit")
         if raw is None:
-            return default
+            return min(default, self.max_query_limit)  # a small logs.max_query_lines lowers the default
         try:
             n = int(raw)
         except ValueError:
