@@ -34,7 +34,7 @@ from lookout.ingest.push_http import PushApi
 from lookout.ingest.receiver import BadRequest, Overloaded, Receiver
 from lookout.logs.api import LokiApi
 from lookout.logs.logql import LogQLEngine
-from lookout.logs.sink import LogSink, ingest_options, log_limits, validate_loki_json, validate_loki_protobuf
+from lookout.logs.sink import LogSink, LokiPushValidator, ingest_options, log_limits
 from lookout.logs.store import LogStore
 from lookout.metrics.api import PrometheusApi
 from lookout.metrics.promql import Engine
@@ -112,8 +112,9 @@ class Node:
         """Teach the receiver the non-OTLP push formats and the per-tenant limits."""
         rcv, cfg = self.receiver, self.cfg
         rcv.register_format("metrics", formats.PROM_REMOTE_WRITE, validate_remote_write)
-        rcv.register_format("logs", formats.LOKI_PUSH, validate_loki_protobuf)
-        rcv.register_format("logs", formats.LOKI_JSON, validate_loki_json)
+        loki = LokiPushValidator(ingest_options(cfg.logs), cfg.logs.reject_old_samples_max_age)
+        rcv.register_format("logs", formats.LOKI_PUSH, loki.protobuf)
+        rcv.register_format("logs", formats.LOKI_JSON, loki.json)
         rcv.add_limit(TenantRateLimit("metrics", cfg.metrics.max_samples_per_second,
                                       2 * cfg.metrics.max_samples_per_second, "metrics.max_samples_per_second",
                                       "samples"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from lookout.ingest.receiver import Overloaded
+from lookout.ingest.receiver import Overloaded, TooLarge
 
 
 class TokenBucket:
@@ -50,7 +50,8 @@ class TenantRateLimit:
         if wait == 0:
             return
         if wait < 0:
-            raise Overloaded(f"request of {items} {self.unit} is larger than tenant {tenant}'s burst of "
-                             f"{self.burst:.0f} ({self.setting}); split it", 1.0, reason="rate_limited")
+            # retrying can never succeed: a 413 telling the client to split the request
+            raise TooLarge(f"request of {items} {self.unit} is larger than tenant {tenant}'s burst of "
+                           f"{self.burst:.0f} {self.unit} (2 x {self.setting}); send smaller requests")
         raise Overloaded(f"tenant {tenant} is over its ingestion rate limit of {self.rate:.0f} {self.unit}/s "
                          f"({self.setting})", wait, reason="rate_limited")

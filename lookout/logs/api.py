@@ -13,7 +13,7 @@ import json
 import math
 import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow.compute as pc
@@ -54,10 +54,28 @@ def parse_time(value: str | None, default: int, name: str) -> int:
         n = int(value)
     except ValueError:
         try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * NS)
+            return _rfc3339_ns(value)
         except ValueError:
             raise ApiError(400, f'invalid {name}: cannot parse "{value}" as a timestamp') from None
     return n * NS if len(value.lstrip("-")) <= 10 else n
+
+
+_FRACTION = re.compile(r"^(.*T\d{2}:\d{2}:\d{2})\.(\d+)(.*)$")
+
+
+def _rfc3339_ns(value: str) -> int:
+    """RFC 3339 with up to nanosecond fractions, in integer arithmetic (no float rounding)."""
+    text = value.strip().replace("z", "Z").replace("Z", "+00:00")
+    frac_ns = 0
+    m = _FRACTION.match(text)
+    if m:
+        text = m.group(1) + m.group(3)
+        frac_ns = int(m.group(2)[:9].ljust(9, "0"))
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    whole = dt - datetime(1970, 1, 1, tzinfo=UTC)
+    return (whole.days * 86400 + whole.seconds) * NS + frac_ns
 
 
 def parse_step(value: str | None, name: str) -> int | None:
@@ -82,13 +100,14 @@ def default_step_ns(start_ns: int, end_ns: int) -> int:
 
 class LokiApi:
     def __init__(self, store: Any, engine: LogQLEngine, resolve_tenant, *, max_query_range_ns: int | None = None,
-                 max_query_limit: int = 5000, tail_poll_s: float = 1.0) -> None:
+                 max_query_limit: int = 5000, tail_poll_s: float = 1.0, tail_late_s: float = 60.0) -> None:
         self.store = store
         self.engine = engine
         self.resolve_tenant = resolve_tenant
         self.max_query_range_ns = max_query_range_ns
         self.max_query_limit = max_query_limit
         self.tail_poll_s = tail_poll_s
+        self.tail_late_s = tail_late_s
 
     def routes(self) -> list[Route | WebSocketRoute]:
         both = ["GET", "POST"]
@@ -188,7 +207,9 @@ class LokiApi:
         async def run(tenant: str, p: dict[str, list[str]]) -> dict:
             q = _required(p, "query")
             start, end = self._range(p, DEFAULT_LOOKBACK_NS)
-            step = parse_step(_one(p, "step"), "step") or default_step_ns(start, end)
+            step = parse_step(_one(p, "step"), "step")
+            if step is None:
+                step = default_step_ns(start, end)
             if step <= 0:
                 raise ApiError(400, "zero or negative query resolution step widths are not accepted. "
                                "Try a positive integer")
@@ -270,8 +291,8 @@ class LokiApi:
     async def detected_fields(self, request: Request) -> Response:
         async def run(tenant: str, p: dict[str, list[str]]) -> dict:
             start, end = self._range(p, DEFAULT_LOOKBACK_NS)
-            line_limit = int(_one(p, "line_limit") or 1000)
-            field_limit = int(_one(p, "field_limit") or 1000)
+            line_limit = _positive_int(p, "line_limit", 1000)
+            field_limit = _positive_int(p, "field_limit", 1000)
             q = _required(p, "query")
             result = await asyncio.to_thread(self.engine.query_range, self.store.querier(tenant), q, start, end,
                                              default_step_ns(start, end), limit=min(line_limit, self.max_query_limit),
@@ -310,11 +331,11 @@ class LokiApi:
     # ---- live tail --------------------------------------------------------------------------
 
     async def tail(self, ws: WebSocket) -> None:
-        """Loki's tail: every ``tail_poll_s`` send the entries newer than the last one sent."""
+        """Loki's tail: every ``tail_poll_s`` send the entries not sent yet (see below)."""
         try:
             tenant = self.resolve_tenant(ws)
             q = ws.query_params.get("query") or ""
-            limit = int(ws.query_params.get("limit") or 100)
+            limit = self._limit({k: [v] for k, v in ws.query_params.items()})
             delay_ns = int(float(ws.query_params.get("delay_for") or 0) * NS)
             since = parse_time(ws.query_params.get("start"), time.time_ns() - 3600 * NS, "start")
             self._matchers(q)  # reject a bad query before accepting
@@ -327,28 +348,57 @@ class LokiApi:
                 return
             raise
         await ws.accept()
-        cursor = since
+        # Lines are tailed by arrival, not only by timestamp: a line may be acknowledged (or carry a
+        # timestamp) a little in the past of what was already sent, so each poll looks back
+        # ``tail_late_s`` and sends what it has not sent yet, remembered for as long as it lies in
+        # that window. The first poll sends the newest ``limit`` entries since ``start``, as Loki.
+        seen: set[tuple[str, str, str]] = set()
+        first = True
         try:
             while True:
                 end = time.time_ns() - delay_ns
-                if end > cursor:
+                lo = since if first else max(since, end - int(self.tail_late_s * NS))
+                if end > lo:
                     result = await asyncio.to_thread(self.engine.query_range, self.store.querier(tenant), q,
-                                                     cursor, end, default_step_ns(cursor, end), limit=limit,
-                                                     direction="forward")
+                                                     lo, end, default_step_ns(lo, end), limit=self.max_query_limit,
+                                                     direction="backward")
                     data = result_to_json(result)
-                    streams = data.get("result", []) if data.get("resultType") == "streams" else []
-                    if streams:
-                        await ws.send_text(json.dumps({"streams": streams, "dropped_entries": None}))
-                        last = max(int(v[0]) for s in streams for v in s["values"])
-                        cursor = last + 1
-                    else:
-                        cursor = end
+                    fresh = _unseen(data.get("result", []) if data.get("resultType") == "streams" else [], seen)
+                    if first:
+                        fresh = fresh[-limit:]
+                    horizon = end - int(self.tail_late_s * NS)
+                    seen.difference_update([k for k in seen if int(k[1]) < horizon])
+                    if fresh:
+                        await ws.send_text(json.dumps({"streams": _group_entries(fresh), "dropped_entries": None}))
+                first = False
                 await asyncio.sleep(self.tail_poll_s)
         except (WebSocketDisconnect, RuntimeError):
             return
         except LogQLError as e:
             with contextlib.suppress(Exception):
                 await ws.close(code=1008, reason=str(e)[:120])
+
+
+def _unseen(streams: list[dict], seen: set[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The entries of ``streams`` not in ``seen`` as (labels JSON, ts, line), oldest first; adds
+    every entry of ``streams`` to ``seen``."""
+    out = []
+    for s in streams:
+        key = json.dumps(s["stream"], sort_keys=True)
+        for ts, line in s["values"]:
+            k = (key, ts, line)
+            if k not in seen:
+                seen.add(k)
+                out.append(k)
+    out.sort(key=lambda k: int(k[1]))
+    return out
+
+
+def _group_entries(entries: list[tuple[str, str, str]]) -> list[dict]:
+    streams: dict[str, dict] = {}
+    for key, ts, line in entries:
+        streams.setdefault(key, {"stream": json.loads(key), "values": []})["values"].append([ts, line])
+    return list(streams.values())
 
 
 def _trace_streams(sel: Any, hints: SelectHints) -> list[dict]:
@@ -437,6 +487,19 @@ def _guess_type(v: Any) -> str:
 def _one(p: dict[str, list[str]], name: str) -> str | None:
     values = p.get(name)
     return values[0] if values else None
+
+
+def _positive_int(p: dict[str, list[str]], name: str, default: int) -> int:
+    raw = _one(p, name)
+    if raw in (None, ""):
+        return default
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ApiError(400, f'invalid {name}: cannot parse "{raw}" as an integer') from None
+    if n <= 0:
+        raise ApiError(400, f"{name} must be a positive value")
+    return n
 
 
 def _required(p: dict[str, list[str]], name: str) -> str:

@@ -6,17 +6,21 @@ is retried alone and, if it still fails, counted and skipped rather than wedging
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from lookout.buffer.log import Record
 from lookout.config import Logs
 from lookout.ingest import formats
 from lookout.logs.ingest import LogsIngestOptions
-from lookout.logs.loki_push import decode_push_json, decode_push_protobuf, validate_push_json, validate_push_protobuf
+from lookout.logs.loki_push import LokiPushError, decode_push_json, decode_push_protobuf
 from lookout.logs.otlp_logs import decode_logs
 from lookout.logs.schema import LogBatch, LogLimits
 from lookout.logs.store import LogStore
@@ -24,8 +28,52 @@ from lookout.selfmon.registry import Registry
 
 log = logging.getLogger(__name__)
 
-validate_loki_protobuf = validate_push_protobuf
-validate_loki_json = validate_push_json
+_REFUSAL_SETTINGS = {
+    "line_too_long": ("longer than the limit of {max_line_bytes} bytes", "logs.max_line_size"),
+    "max_label_names_per_series": ("in streams with more than {max_label_names_per_series} labels", None),
+    "label_name_too_long": ("in streams with a label name longer than {max_label_name_length} characters", None),
+    "label_value_too_long": ("in streams with a label value longer than {max_label_value_length} characters",
+                             None),
+    "structured_metadata_too_many": ("with more than {max_structured_metadata_entries} structured metadata "
+                                     "entries", None),
+    "structured_metadata_too_large": ("with more than {max_structured_metadata_bytes} bytes of structured "
+                                      "metadata", None),
+}
+
+
+class LokiPushValidator:
+    """The receiver's check of a Loki push: decode it fully with the configured limits and refuse
+    (400, nothing stored) a push with an entry the sink would refuse, so the receiver acks only
+    what will be stored and a refusal is a clear error rather than a silent drop later."""
+
+    def __init__(self, options: LogsIngestOptions, max_age_s: float) -> None:
+        self.options = options
+        self.max_age_s = max_age_s
+
+    def protobuf(self, body: bytes) -> int:
+        return self._check(decode_push_protobuf(body, self.options))
+
+    def json(self, body: bytes) -> int:
+        return self._check(decode_push_json(body, self.options))
+
+    def _check(self, batch: LogBatch) -> int:
+        for reason, n in sorted(batch.refused.items()):
+            if n:
+                what, setting = _REFUSAL_SETTINGS.get(reason, (f"refused ({reason})", None))
+                where = f" ({setting})" if setting else ""
+                what = what.format_map(dataclasses.asdict(self.options))
+                raise LokiPushError(f"{n} log line(s) {what}{where}; nothing was stored")
+        if self.max_age_s > 0 and batch.num_entries:
+            oldest_ok = time.time_ns() - int(self.max_age_s * 1e9)
+            ts = batch.entries.column("ts").to_numpy()
+            old = int(np.count_nonzero(ts < oldest_ok))
+            if old:
+                first = datetime.fromtimestamp(int(ts.min()) / 1e9, UTC).isoformat()
+                limit = datetime.fromtimestamp(oldest_ok / 1e9, UTC).isoformat()
+                raise LokiPushError(f"{old} entries have timestamps too old (oldest {first}); the oldest "
+                                    f"acceptable timestamp is {limit} (logs.reject_old_samples_max_age); "
+                                    "nothing was stored")
+        return batch.num_entries
 
 
 def ingest_options(cfg: Logs) -> LogsIngestOptions:
