@@ -23,6 +23,14 @@ target gets a stale marker at the first missed scrape and no samples after it; a
 counters start again from 0 (counter resets). About 0.5 % of the scrapes are simply missing
 (short gaps, no stale marker).
 
+A counter reads exactly 0 at the first scrape of the target and at the first scrape after every
+restart, and those scrapes are never missing (as if the exporter exposed its counters before the
+first increment, or Prometheus' created-timestamp zero injection). So the zero point of every
+counter run is a sample, and ``rate``/``increase`` never depend on where an extrapolated zero
+point falls relative to the window: the order of the "half an interval" and "zero point" limits
+changed in Prometheus 2.51 (prometheus/prometheus#13725), and without that zero sample the same
+data gives different rates before and after it.
+
 Sample timestamps are ``start + k * interval + offset`` with a per-target offset whose millisecond
 part is never 0 (and a few ms of jitter; all series of a target share their scrape timestamps),
 so no sample ever lies on a whole second: results do not depend on whether range boundaries are
@@ -124,6 +132,9 @@ class _TargetGen:
             self.up[s:s + length] = False
             self.epoch[min(steps, int(s) + length):] += 1
         self.restarted = np.diff(self.epoch, prepend=0) > 0  # first scrape after an outage
+        self.starts = self.restarted.copy()  # first scrape of every counter run: counters read 0 there
+        if steps:
+            self.starts[0] = True
         self.out: list[Series] = []
         self.times = self._times()  # one scrape yields every series of the target: shared timestamps
 
@@ -141,7 +152,7 @@ class _TargetGen:
         t = self.times if times is None else times
         mask = self.up.copy() if present is None else (self.up & present)
         gaps = rng.random(self.steps) < self.gap_ratio
-        keep = mask & ~gaps
+        keep = mask & ~(gaps & ~self.starts)  # the first scrape of a run is never missing
         # stale marker where the series was exposed at the previous scrape and is not exposed now
         stale = np.zeros(self.steps, dtype=bool)
         stale[1:] = mask[:-1] & ~mask[1:]
@@ -151,8 +162,9 @@ class _TargetGen:
         self.out.append((full, t[sel].astype(np.int64), v[sel].astype(np.float64)))
 
     def counter(self, increments: np.ndarray) -> np.ndarray:
-        """Cumulative sum that restarts from the first increment after every outage."""
-        inc = np.where(self.up, increments, 0.0).astype(np.float64)
+        """Cumulative sum that reads 0 at the first scrape and again at the first scrape after
+        every outage (a counter reset)."""
+        inc = np.where(self.up & ~self.starts, increments, 0.0).astype(np.float64)
         total = np.cumsum(inc)
         if self.restarted.any():
             base = np.zeros(self.steps)

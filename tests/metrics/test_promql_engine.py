@@ -83,6 +83,19 @@ def test_rate_extrapolation(eng):
     assert got[()] == pytest.approx(300.0)
 
 
+def test_rate_zero_point_limit_applies_after_the_half_interval_limit(eng):
+    """Prometheus >= 2.51 (prometheus/prometheus#13725): a series starting inside the window is
+    extrapolated by half an interval, and only then limited to its zero point. Before 2.51 the
+    zero point (here 15 s before the first sample) was used whenever it was under 1.1 intervals,
+    giving 30 * (45 + 15 + 5) / 45 = 43.33 instead of 30 * (45 + 7.5 + 5) / 45 = 38.33."""
+    q = _q({(("__name__", "c_total"),): [(100_000, 10.0), (115_000, 20.0), (130_000, 30.0), (145_000, 40.0)]})
+    assert _vec(eng, q, "increase(c_total[5m])", 150_000)[()] == pytest.approx(30 * 57.5 / 45)
+    assert _vec(eng, q, "rate(c_total[5m])", 150_000)[()] == pytest.approx(30 * 57.5 / 45 / 300)
+    # a zero point closer than half an interval still wins: 45 * 2 / 32 = 2.8125 s
+    q = _q({(("__name__", "c_total"),): [(100_000, 2.0), (115_000, 12.0), (130_000, 22.0), (145_000, 34.0)]})
+    assert _vec(eng, q, "increase(c_total[5m])", 150_000)[()] == pytest.approx(32 * (45 + 45 * 2 / 32 + 5) / 45)
+
+
 def test_counter_reset(eng):
     q = _q({(("__name__", "c"),): [(0, 10.0), (M, 20.0), (2 * M, 5.0), (3 * M, 15.0)]})
     assert _vec(eng, q, "resets(c[5m])", 3 * M) == {(): 1.0}
