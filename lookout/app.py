@@ -42,6 +42,7 @@ from lookout.metrics.sink import MetricsSink, metrics_limits, translation_option
 from lookout.metrics.store import MetricsStore
 from lookout.pipeline.consumer import LogConsumer
 from lookout.selfmon.registry import Registry
+from lookout.selfmon.scrape import run_self_scrape
 from lookout.storage.blocks import BlockStore
 from lookout.traces.api import ApiError, TempoApi
 from lookout.traces.store import TraceStore
@@ -205,6 +206,10 @@ class Node:
         maintenance.start()
         self.receiver.ready = self.ready = True
         self._write_listening_file()
+        if self.cfg.selfmon.interval > 0:
+            tasks.append(asyncio.create_task(run_self_scrape(
+                self.registry, self.receiver, tenant=self.cfg.selfmon.tenant, interval_s=self.cfg.selfmon.interval,
+                instance=self.listening["http"], stop=self._stop)))
 
         await self._stop.wait()
         log.info("shutting down: draining and flushing (timeout %.0fs)", self.cfg.shutdown_timeout)

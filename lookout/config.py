@@ -99,6 +99,12 @@ class Logs:
 
 
 @dataclass(slots=True)
+class Selfmon:
+    interval: float = 15.0  # how often the node stores its own /metrics; 0 disables
+    tenant: str = "lookout"  # where they go (query with X-Scope-OrgID: lookout)
+
+
+@dataclass(slots=True)
 class Config:
     data_dir: str = "./lookout-data"
     listen: Listen = field(default_factory=Listen)
@@ -107,6 +113,7 @@ class Config:
     storage: Storage = field(default_factory=Storage)
     metrics: Metrics = field(default_factory=Metrics)
     logs: Logs = field(default_factory=Logs)
+    selfmon: Selfmon = field(default_factory=Selfmon)
     shutdown_timeout: float = 30.0
     log_level: str = "info"
 
@@ -116,7 +123,7 @@ TENANT_RE = re.compile(r"^[A-Za-z0-9!_.*'()-]{1,150}$")
 
 _DURATION_FIELDS = {"commit_interval", "retention", "flush_interval", "compaction_interval",
                     "compaction_window", "shutdown_timeout", "lookback_delta", "query_timeout",
-                    "out_of_order_time_window", "max_query_range", "reject_old_samples_max_age"}
+                    "out_of_order_time_window", "max_query_range", "reject_old_samples_max_age", "interval"}
 _SIZE_FIELDS = {"max_request_bytes", "max_inflight_bytes", "segment_size", "max_size", "flush_size",
                 "head_max_size", "max_line_size"}
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
@@ -203,6 +210,11 @@ def _check(cfg: Config, problems: list[str]) -> None:
     if not valid_tenant(cfg.ingest.default_tenant):
         problems.append(f"ingest.default_tenant: expected a tenant id of letters, digits and !_.*'()-, "
                         f'got "{cfg.ingest.default_tenant}"')
+    if not valid_tenant(cfg.selfmon.tenant):
+        problems.append(f"selfmon.tenant: expected a tenant id of letters, digits and !_.*'()-, "
+                        f'got "{cfg.selfmon.tenant}"')
+    if cfg.selfmon.interval < 0:
+        problems.append(f"selfmon.interval: expected zero or a positive duration, got {cfg.selfmon.interval}")
     if cfg.log_level not in _LOG_LEVELS:
         problems.append(f'log_level: expected one of {", ".join(sorted(_LOG_LEVELS))}, got "{cfg.log_level}"')
     positive = {

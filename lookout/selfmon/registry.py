@@ -70,15 +70,17 @@ class Registry:
         """``fn`` yields ``(name, kind, help, [(sample_name, labels, value), ...])`` at scrape."""
         self._collectors.append(fn)
 
+    def families(self) -> Iterable[tuple[str, str, str, list[Sample]]]:
+        """Every metric family as ``(name, kind, help, [(sample_name, labels, value), ...])``."""
+        for m in self._metrics.values():
+            yield m.name, m.kind, m.help, [(m.name, dict(labels), value) for labels, value in sorted(m.samples())]
+        for fn in self._collectors:
+            yield from fn()
+
     def render(self) -> str:
         out: list[str] = []
-        for m in self._metrics.values():
-            out.append(f"# HELP {m.name} {m.help}\n# TYPE {m.name} {m.kind}\n")
-            for labels, value in sorted(m.samples()):
-                out.append(f"{m.name}{_fmt_labels(labels)} {_fmt_value(value)}\n")
-        for fn in self._collectors:
-            for name, kind, help_text, samples in fn():
-                out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
-                for sample_name, labels, value in samples:
-                    out.append(f"{sample_name}{_fmt_labels(labels)} {_fmt_value(value)}\n")
+        for name, kind, help_text, samples in self.families():
+            out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+            for sample_name, labels, value in samples:
+                out.append(f"{sample_name}{_fmt_labels(labels)} {_fmt_value(value)}\n")
         return "".join(out)
