@@ -31,14 +31,14 @@ from lookout.ingest.limits import TenantRateLimit
 from lookout.ingest.otlp_grpc import build_server
 from lookout.ingest.otlp_http import OtlpHttpApp
 from lookout.ingest.push_http import PushApi
-from lookout.ingest.receiver import BadRequest, Overloaded, Receiver
+from lookout.ingest.receiver import BadRequest, Receiver
 from lookout.logs.api import LokiApi
 from lookout.logs.logql import LogQLEngine
 from lookout.logs.sink import LogSink, LokiPushValidator, ingest_options, log_limits
 from lookout.logs.store import LogStore
 from lookout.metrics.api import PrometheusApi
 from lookout.metrics.promql import Engine
-from lookout.metrics.sink import MetricsSink, metrics_limits, translation_options, validate_remote_write
+from lookout.metrics.sink import MetricsSink, RemoteWriteValidator, metrics_limits, translation_options
 from lookout.metrics.store import MetricsStore
 from lookout.pipeline.consumer import LogConsumer
 from lookout.selfmon.registry import Registry
@@ -112,7 +112,7 @@ class Node:
     def _register_formats(self) -> None:
         """Teach the receiver the non-OTLP push formats and the per-tenant limits."""
         rcv, cfg = self.receiver, self.cfg
-        rcv.register_format("metrics", formats.PROM_REMOTE_WRITE, validate_remote_write)
+        rcv.register_format("metrics", formats.PROM_REMOTE_WRITE, RemoteWriteValidator(self.metrics))
         loki = LokiPushValidator(ingest_options(cfg.logs), cfg.logs.reject_old_samples_max_age)
         rcv.register_format("logs", formats.LOKI_PUSH, loki.protobuf)
         rcv.register_format("logs", formats.LOKI_JSON, loki.json)
@@ -121,12 +121,6 @@ class Node:
                                       "samples"))
         rcv.add_limit(TenantRateLimit("logs", cfg.logs.max_lines_per_second, 2 * cfg.logs.max_lines_per_second,
                                       "logs.max_lines_per_second", "lines"))
-        rcv.add_limit(self._series_limit)
-
-    def _series_limit(self, signal: str, tenant: str, items: int) -> None:
-        if signal == "metrics" and self.metrics.tenant_over_series_limit(tenant):
-            raise Overloaded(f"tenant {tenant} has reached its limit of {self.cfg.metrics.max_active_series} "
-                             "active series (metrics.max_active_series)", 30.0, reason="series_limit")
 
     # ---- HTTP apps --------------------------------------------------------------------------
 

@@ -37,12 +37,34 @@ class PushApi:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    self.receiver.refuse(signal, "unknown", "too_large", size)
+                    self.receiver.refuse(signal, self._tenant_or_unknown(request), "too_large", size)
                     raise TooLarge(f"request body exceeds the limit of {limit} bytes (ingest.max_request_bytes)")
                 chunks.append(chunk)
         except ClientDisconnect:
             raise BadRequest("client disconnected before sending the whole body") from None
         return b"".join(chunks)
+
+    def _tenant_or_unknown(self, request: Request) -> str:
+        """The tenant a refusal is counted under (``unknown`` when the header itself is bad)."""
+        try:
+            return self.receiver.resolve_tenant(request.headers.get(self.receiver.cfg.tenant_header))
+        except BadRequest:
+            return "unknown"
+
+    def _check_uncompressed(self, request: Request, signal: str, length: int | None) -> None:
+        """``ingest.max_request_bytes`` bounds the *uncompressed* request, as for OTLP: a small
+        snappy body may declare (and would expand to) far more; refuse it before decompressing."""
+        limit = self.receiver.cfg.max_request_bytes
+        if length is None or length <= limit:
+            return
+        self.receiver.refuse(signal, self._tenant_or_unknown(request), "too_large", length)
+        raise TooLarge(f"request body decompresses to {length} bytes, over the limit of {limit} bytes "
+                       "(ingest.max_request_bytes)")
+
+    def _unsupported(self, request: Request, signal: str, message: str) -> Response:
+        """415, counted like every other refusal (the body is never read)."""
+        self.receiver.refuse(signal, self._tenant_or_unknown(request), "unsupported_media_type", 0)
+        return PlainTextResponse(message, status_code=415)
 
     async def _export(self, request: Request, signal: str, body: bytes, fmt: str) -> Response:
         tenant = request.headers.get(self.receiver.cfg.tenant_header)
@@ -55,16 +77,17 @@ class PushApi:
             version = request.headers.get("x-prometheus-remote-write-version", "0.1.0")
             proto = request.headers.get("content-type", "")
             if "io.prometheus.write.v2.Request" in proto or version.startswith("2."):
-                return PlainTextResponse("remote write 2.0 is not supported yet; send prometheus.WriteRequest "
-                                         "(remote write 1.0)\n", status_code=415)
+                return self._unsupported(request, "metrics", "remote write 2.0 is not supported yet; send "
+                                         "prometheus.WriteRequest (remote write 1.0)\n")
             if ctype and ctype not in PROTOBUF:
-                return PlainTextResponse(f'unsupported Content-Type "{ctype}", expected application/x-protobuf\n',
-                                         status_code=415)
+                return self._unsupported(request, "metrics",
+                                         f'unsupported Content-Type "{ctype}", expected application/x-protobuf\n')
             encoding = request.headers.get("content-encoding", "snappy").strip().lower()
             if encoding != "snappy":
-                return PlainTextResponse(f'unsupported Content-Encoding "{encoding}", expected snappy\n',
-                                         status_code=415)
+                return self._unsupported(request, "metrics",
+                                         f'unsupported Content-Encoding "{encoding}", expected snappy\n')
             body = await self._body(request, "metrics")
+            self._check_uncompressed(request, "metrics", _snappy_length(body))
             return await self._export(request, "metrics", body, formats.PROM_REMOTE_WRITE)
 
         return await _guard(run)
@@ -86,6 +109,18 @@ class PushApi:
                                      "(snappy) or application/json\n", status_code=415)
 
         return await _guard(run)
+
+
+def _snappy_length(body: bytes) -> int | None:
+    """The uncompressed length a snappy block declares in its varint header (None if unreadable:
+    the decoder then names the problem)."""
+    length, shift = 0, 0
+    for byte in body[:10]:
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return length
+    return None
 
 
 async def _guard(run) -> Response:

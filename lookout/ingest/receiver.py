@@ -49,8 +49,9 @@ class Accepted:
     offset: int
 
 
-Validator = Callable[[bytes], int]
-"""Checks a body of one wire format and returns its item count; raises ValueError naming the problem."""
+Validator = Callable[[bytes, str], int]
+"""``(body, tenant)``: checks a body of one wire format and returns its item count; raises ValueError
+naming the problem, or :class:`Overloaded` when a per-tenant limit refuses it."""
 
 LimitCheck = Callable[[str, str, int], None]
 """``(signal, tenant, items)``: raises :class:`Overloaded` when a per-tenant limit refuses them."""
@@ -151,7 +152,7 @@ class Receiver:
             raise Overloaded(f"in-flight request memory is over its limit of {self.budget.limit} bytes "
                              "(ingest.max_inflight_bytes)", 1.0, reason="memory_limit")
         try:
-            items = self._validate(signal, fmt, body)
+            items = self._validate(signal, fmt, body, tenant)
             if items == 0:
                 return Accepted(0, -1)  # nothing to store; OTLP says succeed
             for check in self._limits:
@@ -166,7 +167,7 @@ class Receiver:
         self._received_bytes.inc(len(body), signal=signal, tenant=tenant)
         return Accepted(items, offset)
 
-    def _validate(self, signal: str, fmt: str, body: bytes) -> int:
+    def _validate(self, signal: str, fmt: str, body: bytes, tenant: str) -> int:
         if fmt == formats.OTLP:
             try:
                 return validate_request(signal, body)
@@ -176,6 +177,6 @@ class Receiver:
         if validate is None:
             raise BadRequest(f"{fmt} payloads are not accepted for {signal}")
         try:
-            return validate(body)
+            return validate(body, tenant)
         except ValueError as e:
             raise BadRequest(str(e)) from e

@@ -50,10 +50,10 @@ class LokiPushValidator:
         self.options = options
         self.max_age_s = max_age_s
 
-    def protobuf(self, body: bytes) -> int:
+    def protobuf(self, body: bytes, tenant: str = "") -> int:
         return self._check(decode_push_protobuf(body, self.options))
 
-    def json(self, body: bytes) -> int:
+    def json(self, body: bytes, tenant: str = "") -> int:
         return self._check(decode_push_json(body, self.options))
 
     def _check(self, batch: LogBatch) -> int:

@@ -13,7 +13,7 @@ import math
 import platform
 import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import promql_parser
@@ -43,19 +43,41 @@ class ApiError(Exception):
         self.error_type = error_type
 
 
+# Prometheus formats its "no bound" times so (minTimeFormatted/maxTimeFormatted); clients send them back
+MIN_TIME_FORMATTED = "-292273086-05-16T16:47:06Z"
+MAX_TIME_FORMATTED = "292277025-08-18T07:12:54.999999999Z"
+_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def parse_time(value: str, name: str) -> int:
-    """Unix seconds (float) or RFC 3339, as Prometheus' parseTime; milliseconds out."""
+    """Unix seconds (float) or RFC 3339 with an offset, as Prometheus' parseTime; milliseconds out.
+
+    Times beyond Prometheus' own bounds are clamped to them (clients send those bounds for "no
+    limit"), so no later arithmetic on them overflows int64."""
+    if value == MIN_TIME_FORMATTED:
+        return MIN_TIME_MS
+    if value == MAX_TIME_FORMATTED:
+        return MAX_TIME_MS
     try:
         f = float(value)
     except ValueError:
         pass
     else:
         if math.isfinite(f):
-            return int(round(f * 1000))
-    try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        raise ApiError("bad_data", f'invalid parameter "{name}": cannot parse "{value}" to a valid timestamp') from None
+            return min(MAX_TIME_MS, max(MIN_TIME_MS, int(round(f * 1000))))
+        raise ApiError("bad_data", f'invalid parameter "{name}": cannot parse "{value}" to a valid timestamp')
+    m = _RFC3339.match(value)
+    if m:
+        date, clock, frac, offset = m.groups()
+        try:
+            dt = datetime.fromisoformat(f"{date}T{clock}{'+00:00' if offset in 'Zz' else offset}")
+        except ValueError:
+            pass
+        else:
+            ms = (dt - _EPOCH) // timedelta(milliseconds=1)
+            return ms + (int((frac[1:] + "00")[:3]) if frac else 0)
+    raise ApiError("bad_data", f'invalid parameter "{name}": cannot parse "{value}" to a valid timestamp')
 
 
 def parse_step(value: str, name: str) -> int:
@@ -188,7 +210,7 @@ class PrometheusApi:
             if step <= 0:
                 raise ApiError("bad_data", 'invalid parameter "step": zero or negative query resolution step '
                                "widths are not accepted. Try a positive integer")
-            if (end - start) / step > MAX_POINTS:
+            if (end - start) // step > MAX_POINTS:  # integer division, as Prometheus
                 raise ApiError("bad_data", "exceeded maximum resolution of 11,000 points per timeseries. "
                                "Try decreasing the query resolution (?step=XX)")
             querier = self.store.querier(tenant)
@@ -246,7 +268,9 @@ class PrometheusApi:
             metric = p["metric"][0] if p.get("metric") else None
             limit = _int(p, "limit", -1)
             per_metric = _int(p, "limit_per_metric", -1)
-            data = self.store.metadata(tenant, metric, limit)
+            if limit == 0 or per_metric == 0:  # as Prometheus: a zero limit returns nothing
+                return {}, {}
+            data = await asyncio.to_thread(self.store.metadata, tenant, metric, limit)
             if per_metric > 0:
                 data = {k: v[:per_metric] for k, v in data.items()}
             return data, {}
@@ -287,7 +311,10 @@ class PrometheusApi:
 
     async def tsdb(self, request: Request) -> Response:
         async def run(tenant: str, p: dict[str, list[str]]):
-            return await asyncio.to_thread(self.store.tsdb_status, tenant), {}
+            limit = _int(p, "limit", 10)
+            if limit <= 0:
+                raise ApiError("bad_data", 'invalid parameter "limit": limit must be a positive number')
+            return await asyncio.to_thread(self.store.tsdb_status, tenant, limit), {}
 
         return await self._serve(request, run)
 

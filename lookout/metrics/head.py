@@ -384,6 +384,16 @@ class MetricsHead:
     def total_series(self) -> int:
         return sum(th.active for th in self.tenants.values())
 
+    def unknown_series(self, tenant: str, batch: MetricBatch) -> int:
+        """How many of the batch's series the tenant's head does not hold yet."""
+        th = self.tenants.get(tenant)
+        if batch.series.num_rows == 0:
+            return 0
+        if th is None:
+            return batch.series.num_rows
+        known = th.key2num
+        return sum(1 for k in _series_keys(batch.series.column("labels")) if k not in known)
+
     # ---- append ------------------------------------------------------------------------------
 
     def append(self, tenant: str, batch: MetricBatch, offset_hi: int | None, offset_lo: int | None,

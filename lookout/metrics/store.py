@@ -151,6 +151,11 @@ class MetricsStore:
     def tenant_over_series_limit(self, tenant: str) -> bool:
         return self.active_series(tenant) >= self.limits.max_active_series_per_tenant
 
+    def would_exceed_series_limit(self, tenant: str, batch: MetricBatch) -> bool:
+        """Whether appending ``batch`` needs series beyond the tenant's limit: only a request that
+        brings new series is refused once the tenant is full; its existing series keep ingesting."""
+        return self.tenant_over_series_limit(tenant) and self.head.unknown_series(tenant, batch) > 0
+
     def flush(self, commit: Callable[[int], None]) -> FlushResult | None:
         """Write the head as blocks (one per tenant and UTC day), then ``commit`` the log offset
         they cover; on any failure the snapshot goes back into the head and nothing is
