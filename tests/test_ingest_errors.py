@@ -30,7 +30,10 @@ def good_request(trace_id: bytes | None = None, span_id: bytes | None = None, na
 
 
 def accepted(node) -> float:
-    return metric_value(node.metrics(), "lookout_receiver_accepted_items_total")
+    """Items accepted from clients (the node's own self-scrape, tenant "lookout", excluded)."""
+    text = node.metrics()
+    return (metric_value(text, "lookout_receiver_accepted_items_total")
+            - metric_value(text, "lookout_receiver_accepted_items_total", tenant="lookout"))
 
 
 def log_bytes(node) -> float:
