@@ -167,7 +167,9 @@ class PrometheusApi:
         except ApiError as e:
             return _error(e.error_type, str(e))
         except PromQLError as e:
-            return _error(e.error_type, str(e))
+            # Prometheus names the parameter of a query it cannot parse or type-check
+            prefix = 'invalid parameter "query": ' if e.error_type == "bad_data" else ""
+            return _error(e.error_type, prefix + str(e))
         except Exception as e:  # the tenant resolver's own error type
             status = getattr(e, "status", None)
             if status == 400:
