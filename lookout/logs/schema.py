@@ -23,6 +23,9 @@ import pyarrow as pa
 from lookout.logs.model import ENTRY_SCHEMA
 
 SIGNAL = "logs"
+# log text compresses ~4x: merging at most this many stored bytes keeps a block's line column
+# well under Arrow's 2 GiB string-offset limit when compaction sorts it
+MAX_COMPACTION_INPUT_BYTES = 192 << 20
 
 BLOCK_SCHEMA = pa.schema(
     [

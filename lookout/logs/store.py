@@ -39,6 +39,7 @@ from lookout.logs.schema import (
     COMPACTED_ZSTD_LEVEL,
     FLUSH_ZSTD_LEVEL,
     KEY_COLUMN,
+    MAX_COMPACTION_INPUT_BYTES,
     PARQUET_WRITER_OPTIONS,
     SIGNAL,
     SORT_KEYS,
@@ -224,8 +225,6 @@ class LogStore:
                                    key_column=KEY_COLUMN, sidecars=self._sidecars,
                                    window_s=int(self.cfg.compaction_window),
                                    min_inputs=self.cfg.compaction_min_blocks,
-                                   # log text compresses ~4x: 192 MiB of blocks keeps a merge's line
-                                   # column well under Arrow's 2 GiB string-offset limit
                                    max_input_bytes=MAX_COMPACTION_INPUT_BYTES,
                                    dedupe_columns=["stream_id", "ts", "line"],
                                    row_group_rows=self.row_group_rows, compression_level=COMPACTED_ZSTD_LEVEL,
