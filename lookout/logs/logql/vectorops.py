@@ -13,6 +13,8 @@ import re
 
 import numpy as np
 
+from lookout.goregexp import expand
+
 from . import ast
 from .errors import LogQLError
 from .series import Matrix, Scalar, label_key, series_string
@@ -114,42 +116,6 @@ def _topk(m: Matrix, g: ast.Grouping | None, k: int, bottom: bool) -> Matrix:
 # ---------------------------------------------------------------- label_replace
 
 
-def _go_expand(template: str, groups: dict[str | int, str]) -> str:
-    """Go ``regexp.Expand``: ``$1``, ``${1}``, ``$name``, ``${name}``, ``$$``."""
-    out = []
-    i = 0
-    while i < len(template):
-        c = template[i]
-        if c != "$" or i + 1 >= len(template):
-            out.append(c)
-            i += 1
-            continue
-        nxt = template[i + 1]
-        if nxt == "$":
-            out.append("$")
-            i += 2
-            continue
-        if nxt == "{":
-            j = template.find("}", i + 2)
-            if j < 0:
-                out.append(c)
-                i += 1
-                continue
-            name = template[i + 2:j]
-            i = j + 1
-        else:
-            mm = re.match(r"[a-zA-Z0-9_]+", template[i + 1:])
-            if not mm:
-                out.append(c)
-                i += 1
-                continue
-            name = mm.group(0)
-            i += 1 + len(name)
-        key: str | int = int(name) if name.isdigit() else name
-        out.append(groups.get(key, "") or "")
-    return "".join(out)
-
-
 def label_replace(m: Matrix, dst: str, repl: str, src: str, regex: str) -> Matrix:
     rx = re.compile(f"^(?:{regex})$", re.S)
     out = []
@@ -158,9 +124,7 @@ def label_replace(m: Matrix, dst: str, repl: str, src: str, regex: str) -> Matri
         if not mm:
             out.append(lb)
             continue
-        groups: dict[str | int, str] = {i: g or "" for i, g in enumerate([mm.group(0), *mm.groups()])}
-        groups.update({k: v or "" for k, v in mm.groupdict().items()})
-        val = _go_expand(repl, groups)
+        val = expand(repl, mm)
         nl = dict(lb)
         if val == "":
             nl.pop(dst, None)

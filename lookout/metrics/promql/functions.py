@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from lookout.goregexp import expand
 from lookout.metrics.promql import ast as A
 from lookout.metrics.promql import classic
 from lookout.metrics.promql.errors import execution
@@ -62,49 +63,6 @@ def _clamp_one(is_min: bool):
     return fn
 
 
-def _go_template(repl: str, m: re.Match) -> str:
-    """Expand ``$1``, ``${1}``, ``$name``, ``${name}`` as Go's ``Regexp.Expand`` does."""
-    out = []
-    i = 0
-    while i < len(repl):
-        c = repl[i]
-        if c != "$" or i + 1 >= len(repl):
-            out.append(c)
-            i += 1
-            continue
-        nxt = repl[i + 1]
-        if nxt == "$":
-            out.append("$")
-            i += 2
-            continue
-        if nxt == "{":
-            j = repl.find("}", i + 2)
-            if j < 0:
-                out.append(c)
-                i += 1
-                continue
-            name = repl[i + 2:j]
-            i = j + 1
-        else:
-            mm = re.match(r"[A-Za-z0-9_]+", repl[i + 1:])
-            if not mm:
-                out.append(c)
-                i += 1
-                continue
-            name = mm.group(0)
-            i += 1 + len(name)
-        try:
-            g = m.group(int(name)) if name.isdigit() else m.group(name)
-        except (IndexError, error_types()):
-            g = ""
-        out.append(g or "")
-    return "".join(out)
-
-
-def error_types():
-    return re.error
-
-
 def _label_replace(args, ctx):
     vec: Vector = args[0]
     dst, repl, src, regex = (a.s for a in args[1:5])
@@ -120,7 +78,7 @@ def _label_replace(args, ctx):
         if m is None:
             labels.append(lb)
             continue
-        val = _go_template(repl, m)
+        val = expand(repl, m)
         nl = dict(lb)
         if val:
             nl[dst] = val
