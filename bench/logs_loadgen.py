@@ -26,19 +26,21 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import http.client
 import json
-import mmap
-import queue
 import random
 import struct
-import threading
+import sys
 import time
 from pathlib import Path
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import spool as spool_sender  # noqa: E402
 
 HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
 SERVICES = ["checkout", "cart", "payments", "inventory", "users", "frontend"]  # frontend logs JSON
@@ -245,75 +247,15 @@ def write_spool(spool: Path, lines: int, start_ns: int, end_ns: int, *, per_requ
     return info
 
 
-def read_index(spool: Path) -> list[dict]:
-    return [json.loads(line) for line in (spool / "index.jsonl").read_text().splitlines()]
+read_index = spool_sender.read_index
 
 
 # -- sending -----------------------------------------------------------------------------------------
 
-def _worker(host: str, port: int, path: str, data, work: queue.Queue, out: dict, lock: threading.Lock) -> None:
-    conn = http.client.HTTPConnection(host, port, timeout=300)
-    lat, acked, sent, refused, errors, first_error = [], 0, 0, 0, 0, None
-    while True:
-        try:
-            entry = work.get_nowait()
-        except queue.Empty:
-            break
-        body = data[entry["offset"]:entry["offset"] + entry["length"]]
-        for _attempt in range(50):
-            t0 = time.perf_counter()
-            try:
-                conn.request("POST", path, body, HEADERS)
-                resp = conn.getresponse()
-                text = resp.read()
-            except OSError as e:
-                errors += 1
-                first_error = first_error or repr(e)
-                conn.close()
-                conn = http.client.HTTPConnection(host, port, timeout=300)
-                time.sleep(0.5)
-                continue
-            lat.append((time.perf_counter() - t0) * 1000)
-            if 200 <= resp.status < 300:
-                acked += entry["records"]
-                break
-            if resp.status in (429, 503):
-                refused += 1
-                time.sleep(float(resp.getheader("Retry-After") or 1))
-                continue
-            errors += 1
-            first_error = first_error or f"{resp.status} {text[:300]!r}"
-            break
-        sent += entry["records"]
-    with lock:
-        out["latencies_ms"] += lat
-        out["acked_records"] += acked
-        out["sent_records"] += sent
-        out["refused"] += refused
-        out["errors"] += errors
-        out["first_error"] = out["first_error"] or first_error
-
-
 def send_spool(spool: Path, target: str, connections: int, max_requests: int | None = None,
                path: str = "/v1/logs") -> dict:
-    index = read_index(spool)[:max_requests]
-    work: queue.Queue = queue.Queue()
-    for e in index:
-        work.put(e)
-    host, port = target.rsplit(":", 1)
-    out = {"sent_records": 0, "acked_records": 0, "refused": 0, "errors": 0, "requests": len(index),
-           "latencies_ms": [], "first_error": None}
-    lock = threading.Lock()
-    with open(spool / "requests.bin", "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        start = time.monotonic()
-        threads = [threading.Thread(target=_worker, args=(host, int(port), path, data, work, out, lock))
-                   for _ in range(connections)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        out["seconds"] = time.monotonic() - start
-    return out
+    return spool_sender.send_spool(spool, target, path, HEADERS, connections, unit="records",
+                                   max_requests=max_requests, attempts=50)
 
 
 def main() -> None:

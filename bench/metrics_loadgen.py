@@ -17,13 +17,8 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import http.client
 import json
-import mmap
-import queue
 import sys
-import threading
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -33,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import promgen  # noqa: E402
+from bench import spool as spool_sender  # noqa: E402
 
 HEADERS = {
     "rw": dict(promgen.REMOTE_WRITE_HEADERS),
@@ -62,8 +58,7 @@ def write_spool(spool: Path, batches: Iterable[list[tuple[int, bytes, int]]]) ->
     return {"requests": len(entries), "bytes": off, "samples": sum(e[4] for e in entries)}
 
 
-def read_index(spool: Path) -> list[dict]:
-    return [json.loads(line) for line in (spool / "index.jsonl").read_text().splitlines()]
+read_index = spool_sender.read_index
 
 
 def rw_requests(series: list[promgen.Series], start_ms: int, end_ms: int, slice_ms: int,
@@ -224,69 +219,8 @@ def otlp_requests(series: list[promgen.Series], start_ms: int, end_ms: int, slic
 
 # -- sending -----------------------------------------------------------------------------------------
 
-def _worker(host: str, port: int, path: str, headers: dict, data, work: queue.Queue, out: dict,
-            lock: threading.Lock) -> None:
-    conn = http.client.HTTPConnection(host, port, timeout=300)
-    lat, acked, sent, refused, errors, first_error = [], 0, 0, 0, 0, None
-    while True:
-        try:
-            entry = work.get_nowait()
-        except queue.Empty:
-            break
-        body = data[entry["offset"]:entry["offset"] + entry["length"]]
-        for _attempt in range(20):
-            t0 = time.perf_counter()
-            try:
-                conn.request("POST", path, body, headers)
-                resp = conn.getresponse()
-                text = resp.read()
-            except OSError as e:
-                errors += 1
-                first_error = first_error or repr(e)
-                conn.close()
-                conn = http.client.HTTPConnection(host, port, timeout=300)
-                time.sleep(0.5)
-                continue
-            lat.append((time.perf_counter() - t0) * 1000)
-            if 200 <= resp.status < 300:
-                acked += entry["samples"]
-                break
-            if resp.status in (429, 503):
-                refused += 1
-                time.sleep(float(resp.getheader("Retry-After") or 1))
-                continue
-            errors += 1
-            first_error = first_error or f"{resp.status} {text[:300]!r}"
-            break
-        sent += entry["samples"]
-    with lock:
-        out["latencies_ms"] += lat
-        out["acked_samples"] += acked
-        out["sent_samples"] += sent
-        out["refused"] += refused
-        out["errors"] += errors
-        out["first_error"] = out["first_error"] or first_error
-
-
 def send_spool(spool: Path, kind: str, target: str, connections: int, path: str | None = None) -> dict:
-    index = read_index(spool)
-    work: queue.Queue = queue.Queue()
-    for e in index:
-        work.put(e)
-    host, port = target.rsplit(":", 1)
-    out = {"sent_samples": 0, "acked_samples": 0, "refused": 0, "errors": 0, "requests": len(index),
-           "latencies_ms": [], "first_error": None}
-    lock = threading.Lock()
-    with open(spool / "requests.bin", "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        start = time.monotonic()
-        threads = [threading.Thread(target=_worker, args=(host, int(port), path or PATHS[kind], HEADERS[kind], data,
-                                                          work, out, lock)) for _ in range(connections)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        out["seconds"] = time.monotonic() - start
-    return out
+    return spool_sender.send_spool(spool, target, path or PATHS[kind], HEADERS[kind], connections, unit="samples")
 
 
 def main() -> None:
