@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from lookout.ingest import formats
+from lookout.ingest import formats, snappy
 from lookout.ingest.otlp_http import _gunzip
 from lookout.ingest.receiver import BadRequest, Overloaded, Receiver, TooLarge
 
@@ -87,7 +87,11 @@ class PushApi:
                 return self._unsupported(request, "metrics",
                                          f'unsupported Content-Encoding "{encoding}", expected snappy\n')
             body = await self._body(request, "metrics")
-            self._check_uncompressed(request, "metrics", _snappy_length(body))
+            try:
+                declared: int | None = snappy.declared_length(body)
+            except ValueError:
+                declared = None  # the decoder names the problem
+            self._check_uncompressed(request, "metrics", declared)
             return await self._export(request, "metrics", body, formats.PROM_REMOTE_WRITE)
 
         return await _guard(run)
@@ -109,18 +113,6 @@ class PushApi:
                                      "(snappy) or application/json\n", status_code=415)
 
         return await _guard(run)
-
-
-def _snappy_length(body: bytes) -> int | None:
-    """The uncompressed length a snappy block declares in its varint header (None if unreadable:
-    the decoder then names the problem)."""
-    length, shift = 0, 0
-    for byte in body[:10]:
-        length |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return length
-    return None
 
 
 async def _guard(run) -> Response:

@@ -28,6 +28,7 @@ import ptars
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lookout.ingest import snappy
 from lookout.metrics import prompb
 from lookout.metrics.batch import (
     EXEMPLAR_SCHEMA,
@@ -162,16 +163,10 @@ def samples_table(ref: np.ndarray, t: pa.Array | np.ndarray, v: pa.Array | np.nd
 
 def _decompress(body: bytes, max_decompressed: int) -> bytes:
     """Snappy block format; the declared length is checked before any memory is allocated."""
-    length, shift = 0, 0
-    for pos, byte in enumerate(body[:10]):
-        length |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            break
-        if pos == 9:
-            raise RemoteWriteError("invalid snappy body: bad length header")
-    else:
-        raise RemoteWriteError("invalid snappy body: empty or truncated length header")
+    try:
+        length = snappy.declared_length(body)
+    except ValueError as e:
+        raise RemoteWriteError(f"invalid snappy body: {e}") from None
     if length > max_decompressed:
         raise RemoteWriteError(f"snappy body decompresses to {length} bytes, over the limit of {max_decompressed}")
     try:
