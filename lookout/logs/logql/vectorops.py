@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from lookout.goregexp import expand
+from lookout.gocompat import expand
 
 from . import ast
 from .errors import LogQLError

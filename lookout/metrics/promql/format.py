@@ -28,28 +28,6 @@ def format_float(f: float) -> str:
     return np.format_float_positional(f, unique=True, trim="-")
 
 
-def quote(s: str) -> str:
-    """Go's ``strconv.Quote`` for the characters that matter in label values."""
-    out = ['"']
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
 def format_query(query: str) -> str:
     """What ``/api/v1/format_query`` returns: the parser's prettified form of the query."""
     import promql_parser as pp

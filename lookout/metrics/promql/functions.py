@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from lookout.goregexp import expand
+from lookout.gocompat import expand
 from lookout.metrics.promql import ast as A
 from lookout.metrics.promql import classic
 from lookout.metrics.promql.errors import execution

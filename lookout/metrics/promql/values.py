@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lookout.gocompat import quote
+
 NAME = "__name__"
 
 
@@ -83,7 +85,5 @@ def without_name(labels: dict[str, str]) -> dict[str, str]:
 
 def labels_str(labels: dict[str, str]) -> str:
     """Prometheus' ``labels.String()``: ``{a="1", b="2"}`` with ``__name__`` first-class."""
-    from lookout.metrics.promql.format import quote
-
     parts = [f"{k}={quote(v)}" for k, v in sorted(labels.items())]
     return "{" + ", ".join(parts) + "}"

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
+from lookout.gocompat import quote
+
 from .lexer import is_attribute_rune
 
 Span = tuple[int, int]
@@ -95,27 +97,6 @@ def format_duration(nanos: int) -> str:
     raise AssertionError("unreachable")
 
 
-def quote_string(value: str) -> str:
-    out = ['"']
-    for ch in value:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
 def format_attribute_name(name: str) -> str:
     if name and all(is_attribute_rune(ch) and ch not in '"\\' for ch in name):
         return name
@@ -138,7 +119,7 @@ class Static(FieldExpr):
         t, v = self.type, self.value
         if t == "string":
             assert isinstance(v, str)
-            return quote_string(v)
+            return quote(v)
         if t == "duration":
             assert isinstance(v, int)
             return format_duration(v)

@@ -1,5 +1,6 @@
-"""Go's ``regexp.Expand`` for Python matches: ``label_replace`` in PromQL and LogQL writes its
-replacement templates in Go's syntax (``$1``, ``${1}``, ``$name``, ``${name}``, ``$$``)."""
+"""Go's string behaviour where the query languages expose it: ``strconv.Quote`` for the string
+literals PromQL and TraceQL print back, and ``regexp.Expand`` for ``label_replace`` templates
+(``$1``, ``${1}``, ``$name``, ``${name}``, ``$$``) in PromQL and LogQL."""
 
 from __future__ import annotations
 
@@ -44,4 +45,26 @@ def expand(template: str, match: re.Match[str]) -> str:
         except (IndexError, re.error):
             group = ""
         out.append(group or "")
+    return "".join(out)
+
+
+def quote(value: str) -> str:
+    """Go's ``strconv.Quote`` for the characters that matter in label values and literals."""
+    out = ['"']
+    for ch in value:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    out.append('"')
     return "".join(out)
