@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import promgen  # noqa: E402
 from bench import spool as spool_sender  # noqa: E402
+from lookout.metrics.model import is_stale  # noqa: E402
 
 HEADERS = {
     "rw": dict(promgen.REMOTE_WRITE_HEADERS),
@@ -158,8 +159,8 @@ def otlp_request(series: list[promgen.Series], start_ns: int) -> tuple[bytes, in
                     les = sorted((float(p[len("_bucket"):]), p) for p in parts if p.startswith("_bucket"))
                     if "_sum" not in parts or "_count" not in parts or not les:
                         continue
-                    ts = [parts[p][1][~promgen.is_stale(parts[p][2])] for _, p in les] + \
-                         [parts[p][1][~promgen.is_stale(parts[p][2])] for p in ("_sum", "_count")]
+                    ts = [parts[p][1][~is_stale(parts[p][2])] for _, p in les] + \
+                         [parts[p][1][~is_stale(parts[p][2])] for p in ("_sum", "_count")]
                     common = ts[0]
                     for x in ts[1:]:
                         common = np.intersect1d(common, x, assume_unique=True)
@@ -182,7 +183,7 @@ def otlp_request(series: list[promgen.Series], start_ns: int) -> tuple[bytes, in
                 metrics.append(_ld(2, head + _ld(9, body)))
                 continue
             for labels, t, v in members:
-                keep = ~promgen.is_stale(v)
+                keep = ~is_stale(v)
                 rest = {k: x for k, x in labels.items() if k not in ("__name__", "job", "instance")}
                 points.append(_number_points(attrs_bytes(rest, 7), start_ns, t[keep] * 1_000_000, v[keep]))
                 samples += int(keep.sum())

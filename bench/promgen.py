@@ -48,14 +48,12 @@ The sender: ``send_remote_write(url, series, ...)`` encodes with
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
-STALE_NAN_BITS = np.uint64(0x7FF0000000000002)
+from lookout.metrics.model import STALE_NAN
 
 JOBS = ["api", "api", "web", "db", "cache"]
 HANDLERS = ["/api/users", "/api/orders", "/api/search"]
@@ -86,10 +84,6 @@ def family_of(name: str) -> str:
         if name.endswith(suffix) and name[: -len(suffix)] in FAMILIES:
             return name[: -len(suffix)]
     return name
-
-
-def is_stale(v: np.ndarray) -> np.ndarray:
-    return np.asarray(v, dtype=np.float64).view(np.uint64) == STALE_NAN_BITS
 
 
 @dataclass(frozen=True)
