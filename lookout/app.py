@@ -37,10 +37,13 @@ from lookout.logs.logql import LogQLEngine
 from lookout.logs.sink import LogSink, LokiPushValidator, ingest_options, log_limits
 from lookout.logs.store import LogStore
 from lookout.metrics.api import PrometheusApi
+from lookout.metrics.generated import run_generated_push
 from lookout.metrics.promql import Engine
 from lookout.metrics.sink import MetricsSink, RemoteWriteValidator, metrics_limits, translation_options
 from lookout.metrics.store import MetricsStore
+from lookout.pipeline.config import parse_pipelines
 from lookout.pipeline.consumer import LogConsumer
+from lookout.pipeline.runtime import Pipelines
 from lookout.selfmon.registry import Registry
 from lookout.selfmon.scrape import run_self_scrape
 from lookout.storage.blocks import BlockStore
@@ -93,7 +96,11 @@ class Node:
         self.logs = LogStore(self.blocks, cfg.storage, self.registry, limits=log_limits(cfg.logs))
         self.receiver = Receiver(self.wal, cfg.ingest, self.registry)
         self._register_formats()
-        sinks = {"traces": self.traces,
+        problems: list[str] = []
+        self.pipelines = Pipelines(parse_pipelines(cfg.pipeline, problems))  # load_config validated it
+        self.receiver.pipelines = self.pipelines.request
+        self.registry.add_collector(self.pipelines.collect)
+        sinks = {"traces": self.pipelines.wrap_trace_store(self.traces),
                  "metrics": MetricsSink(self.metrics, translation_options(cfg.metrics), self.registry),
                  "logs": LogSink(self.logs, ingest_options(cfg.logs), self.registry)}
         self.consumers = {signal: LogConsumer(self.wal, signal, HEAD_GROUP, sink,
@@ -172,6 +179,7 @@ class Node:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         self.recover()
+        self.pipelines.start()
         listen = self.cfg.listen
         servers: list[_Server] = []
         tasks = []
@@ -205,6 +213,11 @@ class Node:
                 self.registry, self.receiver, tenant=self.cfg.selfmon.tenant, interval_s=self.cfg.selfmon.interval,
                 instance=self.listening["http"], stop=self._stop)))
 
+        if self.pipelines.generators:
+            tasks.append(asyncio.create_task(run_generated_push(
+                self.pipelines.generated_series, self.receiver,
+                interval_s=self.cfg_traces_collection_interval(), stop=self._stop)))
+
         await self._stop.wait()
         log.info("shutting down: draining and flushing (timeout %.0fs)", self.cfg.shutdown_timeout)
         self.receiver.ready = self.ready = False
@@ -221,8 +234,12 @@ class Node:
         except TimeoutError:
             log.error("drain did not finish within %.0fs; the log keeps the rest for the next start",
                       self.cfg.shutdown_timeout)
+        self.pipelines.stop()
         self.wal.close()
         log.info("stopped")
+
+    def cfg_traces_collection_interval(self) -> float:
+        return self.pipelines.specs["traces"].collection_interval
 
     def _announce(self) -> None:
         for name, addr in self.listening.items():

@@ -114,6 +114,7 @@ class Config:
     metrics: Metrics = field(default_factory=Metrics)
     logs: Logs = field(default_factory=Logs)
     selfmon: Selfmon = field(default_factory=Selfmon)
+    pipeline: dict[str, Any] = field(default_factory=dict)  # checked by lookout/pipeline/config.py
     shutdown_timeout: float = 30.0
     log_level: str = "info"
 
@@ -244,6 +245,10 @@ def _check(cfg: Config, problems: list[str]) -> None:
                  "logs.max_lines_per_second": cfg.logs.max_lines_per_second}.items():
         if v < 0:
             problems.append(f"{p}: expected zero or a positive value, got {v}")
+    if cfg.pipeline:
+        from lookout.pipeline.config import parse_pipelines
+
+        parse_pipelines(cfg.pipeline, problems)
     if cfg.storage.head_max_size < cfg.storage.flush_size:
         problems.append(f"storage.head_max_size: expected at least storage.flush_size "
                         f"({cfg.storage.flush_size} bytes), got {cfg.storage.head_max_size}")

@@ -8,6 +8,7 @@ same answers and count the same way.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from lookout.buffer.log import Log, LogFull
 from lookout.config import Ingest, valid_tenant
 from lookout.ingest import formats
 from lookout.otlp import OtlpDecodeError, json_to_protobuf, validate_request
+from lookout.pipeline.memory_limiter import MemoryLimitExceeded
+from lookout.pipeline.request import RequestPipeline
 from lookout.selfmon.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,7 @@ class Receiver:
         self.ready = False
         self._validators: dict[tuple[str, str], Validator] = {}
         self._limits: list[LimitCheck] = []
+        self.pipelines: dict[str, RequestPipeline] = {}
         self._received_items = registry.counter(
             "lookout_receiver_accepted_items_total", "Items (spans, data points, log records) accepted.")
         self._received_bytes = registry.counter(
@@ -151,21 +155,40 @@ class Receiver:
         if not self.budget.try_acquire(len(body)):
             raise Overloaded(f"in-flight request memory is over its limit of {self.budget.limit} bytes "
                              "(ingest.max_inflight_bytes)", 1.0, reason="memory_limit")
+        charged = len(body)
         try:
             items = self._validate(signal, fmt, body, tenant)
             if items == 0:
                 return Accepted(0, -1)  # nothing to store; OTLP says succeed
             for check in self._limits:
                 check(signal, tenant, items)
+            pipeline = self.pipelines.get(signal) if fmt == formats.OTLP else None
+            if pipeline is not None:
+                body, items = await self._process(pipeline, body, tenant, items)
+                if body is None:
+                    return Accepted(0, -1)  # every item was filtered out: success, nothing stored
             try:
                 offset = await self.log.append(signal, tenant, formats.wrap(signal, fmt, body))
             except LogFull as e:
                 raise Overloaded(str(e), e.retry_after_s, reason="log_full") from e
         finally:
-            self.budget.release(len(body))
+            self.budget.release(charged)
         self._received_items.inc(items, signal=signal, tenant=tenant)
         self._received_bytes.inc(len(body), signal=signal, tenant=tenant)
         return Accepted(items, offset)
+
+    @staticmethod
+    async def _process(pipeline: RequestPipeline, body: bytes, tenant: str,
+                       items: int) -> tuple[bytes | None, int]:
+        """The request processors (memory limiter, filter, attributes, redaction) before the
+        log; the decode/encode runs off the event loop."""
+        try:
+            pipeline.admit(items)
+        except MemoryLimitExceeded as e:
+            raise Overloaded(str(e), e.retry_after_s, reason="memory_limiter") from e
+        if not pipeline.transforms:
+            return body, items
+        return await asyncio.to_thread(pipeline.process, body, tenant)
 
     def _validate(self, signal: str, fmt: str, body: bytes, tenant: str) -> int:
         if fmt == formats.OTLP:

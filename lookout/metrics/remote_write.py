@@ -19,6 +19,7 @@ they are counted under :data:`REFUSED_NATIVE_HISTOGRAMS` by :func:`decode_write_
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 
@@ -357,11 +358,23 @@ def _encode_metadata(metadata: Iterable[MetricMetadata]) -> bytes:
     return b"".join(parts)
 
 
+Exemplar = tuple[dict[str, str], float, int]
+"""An exemplar to write: (labels such as ``trace_id``/``span_id``, value, timestamp ms)."""
+
+
+def _encode_exemplar(ex: Exemplar) -> bytes:
+    labels, value, t_ms = ex
+    body = _encode_labels(labels) + b"\x11" + struct.pack("<d", value) + b"\x18" + _varint(t_ms)
+    return _length_delimited(0x1A, body)
+
+
 def encode_write_request_raw(
     series: Sequence[tuple[dict[str, str], np.ndarray, np.ndarray]],
     metadata: Sequence[MetricMetadata] | None = None,
+    exemplars: Sequence[Sequence[Exemplar]] | None = None,
 ) -> bytes:
-    """The uncompressed ``WriteRequest`` protobuf of :func:`encode_write_request`."""
+    """The uncompressed ``WriteRequest`` protobuf of :func:`encode_write_request`; ``exemplars``
+    (one list per series, when given) become each series' ``exemplars`` field."""
     counts = np.array([len(t) for _, t, _ in series], np.int64)
     if series:
         t_all = np.concatenate([np.asarray(t, np.int64) for _, t, _ in series])
@@ -376,6 +389,8 @@ def encode_write_request_raw(
     parts = []
     for i, (labels, _, _) in enumerate(series):
         body = _encode_labels(labels) + raw[bounds[i] : bounds[i + 1]]
+        if exemplars is not None and exemplars[i]:
+            body += b"".join(_encode_exemplar(ex) for ex in exemplars[i])
         parts.append(b"\x0a" + _varint(len(body)) + body)
     parts.append(_encode_metadata(metadata or ()))
     return b"".join(parts)
@@ -384,9 +399,10 @@ def encode_write_request_raw(
 def encode_write_request(
     series: list[tuple[dict[str, str], np.ndarray, np.ndarray]],
     metadata: list[MetricMetadata] | None = None,
+    exemplars: Sequence[Sequence[Exemplar]] | None = None,
 ) -> bytes:
     """Snappy-compressed remote write 1.0 body: per series ``(labels, t ms int64, v float64)``.
 
     Labels are sorted (empty values omitted); values are written bit-exactly (stale markers).
     """
-    return bytes(cramjam.snappy.compress_raw(encode_write_request_raw(series, metadata)))
+    return bytes(cramjam.snappy.compress_raw(encode_write_request_raw(series, metadata, exemplars)))

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
+    """Optional extras: ``poll()`` is called every round (release held data), ``finish()``
+    before the final flush at shutdown."""
+
     def ingest(self, records: list) -> None: ...
     def flush_due(self) -> bool: ...
     def flush(self, commit: Callable[[int], None]) -> Any: ...  # writes blocks, then calls commit(offset)
@@ -58,6 +61,9 @@ class LogConsumer:
         if records:
             self.sink.ingest(records)
             self.position = records[-1].next_offset
+        poll = getattr(self.sink, "poll", None)
+        if poll is not None:  # a sink holding data for later (the tail sampler) releases it here
+            poll()
         if self.sink.flush_due():
             self.flush()
         return len(records)
@@ -90,4 +96,7 @@ class LogConsumer:
             self._thread.join()
         if drain:
             self.replay()
+            finish = getattr(self.sink, "finish", None)
+            if finish is not None:
+                finish()
             self.flush()

@@ -51,8 +51,11 @@ class TraceHead:
             self._offset_hi = offset_hi
 
     def mark_consumed(self, offset_hi: int) -> None:
-        """Records that decoded to nothing still advance the covered offset."""
+        """Records that decoded to nothing (or whose spans the tail sampler dropped) still
+        advance the covered offset, and start the flush clock so that offset gets committed."""
         with self._lock:
+            if self._first_at is None:
+                self._first_at = time.monotonic()
             if self._offset_lo is None:
                 self._offset_lo = offset_hi
             self._offset_hi = offset_hi

@@ -75,7 +75,9 @@ class TraceStore:
     # ---- write path -------------------------------------------------------------------------
 
     def ingest(self, records: list[Record]) -> None:
-        """Decode a batch of log records (grouped per tenant, one ptars call each) into the head."""
+        """Decode a batch of log records (grouped per tenant, one ptars call each) into the head.
+        With stream processors (tail sampling, span metrics) lookout/pipeline/stream.py drives
+        :meth:`decode`, :meth:`append` and :meth:`mark_consumed` itself instead."""
         if not records:
             return
         by_tenant: dict[str, list[bytes]] = {}
@@ -83,11 +85,19 @@ class TraceStore:
             by_tenant.setdefault(r.tenant, []).append(r.payload)
         lo, hi = records[0].offset, records[-1].next_offset
         for tenant, payloads in by_tenant.items():
-            table = self._decode(tenant, payloads)
-            if table.num_rows:
-                self.head.append(tenant, table, sum(map(len, payloads)), lo, hi)
-                self._decoded.inc(table.num_rows, signal=SIGNAL, tenant=tenant)
-        self.head.mark_consumed(hi)
+            self.append(tenant, self.decode(tenant, payloads), sum(map(len, payloads)), lo, hi)
+        self.mark_consumed(hi)
+
+    def append(self, tenant: str, table: pa.Table, raw_bytes: int, offset_lo: int, offset_hi: int) -> None:
+        if table.num_rows:
+            self.head.append(tenant, table, raw_bytes, offset_lo, offset_hi)
+            self._decoded.inc(table.num_rows, signal=SIGNAL, tenant=tenant)
+
+    def mark_consumed(self, offset_hi: int) -> None:
+        self.head.mark_consumed(offset_hi)
+
+    def decode(self, tenant: str, payloads: list[bytes]) -> pa.Table:
+        return self._decode(tenant, payloads)
 
     def _decode(self, tenant: str, payloads: list[bytes]) -> pa.Table:
         """Decode a batch; if it fails, decode request by request so that one request the
@@ -112,15 +122,21 @@ class TraceStore:
         return self.head.pending_offset() is not None and (
             self.head.live_bytes >= self.cfg.flush_size or self.head.age() >= self.cfg.flush_interval)
 
-    def flush(self, commit: Callable[[int], None]) -> FlushResult | None:
+    def flush(self, commit: Callable[[int], None], cap: int | None = None) -> FlushResult | None:
         """Write the head as one block per tenant, then ``commit`` the log offset they cover.
 
         The commit happens under the write lock so compaction never merges a block whose log
-        range is not yet committed (recovery deletes exactly those and replays them)."""
+        range is not yet committed (recovery deletes exactly those and replays them). ``cap``
+        lowers the committed offset below what the head consumed (the tail sampler still holds
+        spans of later records); the blocks record the capped offset, so recovery keeps them
+        and the replay from the cap re-reads only what they may not hold."""
         with self._write_lock:
             snap = self.head.snapshot()
             if snap is None:
                 return None
+            if cap is not None and cap < snap.offset_hi:
+                snap.offset_hi = cap
+                snap.offset_lo = min(snap.offset_lo, cap)
             started = time.monotonic()
             try:
                 written = [self._write_tenant_block(tenant, snap) for tenant in sorted(snap.tables)]

@@ -1,0 +1,83 @@
+"""Metrics the trace pipeline generates (span metrics, service graph) enter the metrics store
+the way any remote-write client's would: as a remote-write request through the receiver, so
+they are durable in the log, counted, limited per tenant, and queryable by PromQL.
+
+This is what Tempo's metrics-generator does with its remote write; the interval is its
+``collection_interval`` (15 s by default). Series are cumulative; exemplars point at traces the
+tail sampler kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from lookout.ingest import formats
+from lookout.ingest.receiver import BadRequest, Overloaded, Receiver, TooLarge
+from lookout.metrics.batch import MetricMetadata
+from lookout.metrics.remote_write import encode_write_request
+
+log = logging.getLogger(__name__)
+
+
+def _metadata(samples: Sequence[Any]) -> list[MetricMetadata]:
+    families: dict[str, str] = {}
+    for s in samples:
+        name = s.labels.get("__name__", "")
+        for suffix in ("_bucket", "_sum", "_count"):
+            if name.endswith(suffix) and not name.endswith("_total"):
+                families.setdefault(name.removesuffix(suffix), "histogram")
+                break
+        else:
+            families.setdefault(name, "counter" if name.endswith("_total") else "gauge")
+    return [MetricMetadata(name, kind, "", "") for name, kind in sorted(families.items())]
+
+
+def encode_generated(samples: Sequence[Any], t_ms: int) -> bytes:
+    """One remote-write body: every sample at ``t_ms``, its exemplar (if any) beside it."""
+    t = np.array([t_ms], dtype=np.int64)
+    series, exemplars = [], []
+    for s in samples:
+        series.append((s.labels, t, np.array([s.value], dtype=np.float64)))
+        ex = s.exemplar
+        exemplars.append([({"trace_id": ex.trace_id.hex(), "span_id": ex.span_id.hex()}, float(ex.value), ex.t_ms)]
+                         if ex is not None else [])
+    return encode_write_request(series, _metadata(samples), exemplars)
+
+
+async def push_once(collect: Callable[[], dict[str, list[Any]]], receiver: Receiver) -> int:
+    """Collect every tenant's series and append them; returns the samples sent."""
+    sent = 0
+    now_ms = int(time.time() * 1000)
+    for tenant, samples in collect().items():
+        if not samples:
+            continue
+        try:
+            await receiver.export("metrics", tenant, encode_generated(samples, now_ms),
+                                  fmt=formats.PROM_REMOTE_WRITE)
+            sent += len(samples)
+        except (BadRequest, TooLarge, Overloaded) as e:
+            log.warning("generated metrics of tenant %s refused: %s", tenant, e)
+    return sent
+
+
+async def run_generated_push(collect: Callable[[], dict[str, list[Any]]], receiver: Receiver, *,
+                             interval_s: float, stop: asyncio.Event) -> None:
+    """Push every ``interval_s`` until ``stop`` (counts since the last push are not stored at
+    shutdown: the receiver is closed by then; Prometheus' counter-reset handling covers the
+    restart)."""
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), interval_s)
+            return
+        except TimeoutError:
+            pass
+        try:
+            await push_once(collect, receiver)
+        except Exception:
+            log.exception("pushing generated metrics failed")
