@@ -18,7 +18,7 @@ from lookout.config import Ingest, valid_tenant
 from lookout.ingest import formats
 from lookout.otlp import OtlpDecodeError, json_to_protobuf, validate_request
 from lookout.pipeline.memory_limiter import MemoryLimitExceeded
-from lookout.pipeline.request import RequestPipeline
+from lookout.pipeline.request import ProcessingError, RequestPipeline
 from lookout.selfmon.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,10 @@ class Receiver:
             raise Overloaded(str(e), e.retry_after_s, reason="memory_limiter") from e
         if not pipeline.transforms:
             return body, items
-        return await asyncio.to_thread(pipeline.process, body, tenant)
+        try:
+            return await asyncio.to_thread(pipeline.process, body, tenant)
+        except ProcessingError as e:
+            raise BadRequest(str(e)) from e
 
     def _validate(self, signal: str, fmt: str, body: bytes, tenant: str) -> int:
         if fmt == formats.OTLP:

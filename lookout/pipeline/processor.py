@@ -27,6 +27,12 @@ if TYPE_CHECKING:
     from lookout.pipeline.otlp_view import OtlpBatch
 
 
+class ProcessingError(RuntimeError):
+    """A processor could not process a request (an OTTL condition failing with
+    ``error_mode: propagate``): the request is refused, as the Collector refuses it, with this
+    message naming the processor and the condition."""
+
+
 class RequestProcessor(Protocol):
     name: str
     stats: ProcessorStats

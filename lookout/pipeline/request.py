@@ -9,7 +9,9 @@ a request that no processor changed is appended as the exact bytes the client se
 from __future__ import annotations
 
 from lookout.pipeline.memory_limiter import MemoryLimiter
-from lookout.pipeline.processor import RequestProcessor
+from lookout.pipeline.processor import ProcessingError, RequestProcessor
+
+__all__ = ["ProcessingError", "RequestPipeline"]
 
 
 class RequestPipeline:
