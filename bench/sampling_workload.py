@@ -125,6 +125,7 @@ def generate(n_traces: int, *, seed: int = 7, traces_per_request: int = 250, err
                 dss = _resource(back, "backend")
             db = _span(dss, tid, ids[3], ids[2], "SELECT orders", 3, start + 3000, max(1000, dur_ns // 4), route)
             db.attributes.add(key="db.system").value.string_value = "postgresql"
+            db.attributes.add(key="db.name").value.string_value = "orders"
             spans += 4
         requests += [front.SerializeToString(), back.SerializeToString()]
     return Workload(traces, requests, spans)

@@ -39,6 +39,7 @@ def sampling_config(decision_wait: str = "2s", extra: list | None = None) -> dic
             {"attributes/team": {"actions": [{"key": "team", "value": "checkout", "action": "insert"}]}},
             *(extra or []),
             {"spanmetrics": {"collection_interval": "1s"}},
+            {"servicegraph": {"max_items": 200000}},
             {"tail_sampling": {"decision_wait": decision_wait, "num_traces": 200000, "policies": [
                 {"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}},
                 {"name": "slow", "type": "latency", "latency": {"threshold_ms": THRESHOLD_MS}},
@@ -114,6 +115,12 @@ def test_tail_sampling_keeps_every_error_and_slow_trace_of_100k(lookout_factory,
     wait_for(calls_match, timeout=120, interval=1.0)
     got_err = promql(node, 'sum(traces_spanmetrics_calls_total{status_code="STATUS_CODE_ERROR"})')
     assert list(got_err.values()) == [float(errors)]
+    edges = promql(node, "sum by (client, server) (traces_service_graph_request_total)")
+    edges = {(dict(k)["client"], dict(k)["server"]): v for k, v in edges.items()}
+    assert edges == {("user", "frontend"): len(non_health), ("frontend", "backend"): len(non_health),
+                     ("backend", "orders"): len(non_health)}, edges
+    failed = promql(node, 'sum(traces_service_graph_request_failed_total{client="frontend",server="backend"})')
+    assert list(failed.values()) == [float(errors)]
 
     # every trace decided (decision_wait 2 s); then a late span of kept and dropped traces
     wait_for(lambda: metric_value(node.metrics(), "lookout_tail_sampling_pending_traces") == 0
@@ -126,6 +133,18 @@ def test_tail_sampling_keeps_every_error_and_slow_trace_of_100k(lookout_factory,
         r = httpx.post(f"{node.otlp_http}/v1/traces", content=late_span_request(t), headers=PROTOBUF, timeout=30)
         assert r.status_code == 200
     wait_for(lambda: metric_value(node.metrics(), "lookout_processor_late_spans_total") >= len(late), timeout=30)
+    # exemplars on the latency histogram point only at traces the sampler kept
+    kept_hex = {t.trace_id.hex() for t in kept}
+
+    def exemplar_trace_ids():
+        r = httpx.get(f"{node.http}/api/v1/query_exemplars", timeout=30,
+                      params={"query": "traces_spanmetrics_latency_bucket", "start": time.time() - 3600,
+                              "end": time.time() + 60})
+        assert r.status_code == 200, r.text
+        return [e["labels"]["trace_id"] for s in r.json()["data"] for e in s["exemplars"]]
+
+    ex_ids = wait_for(exemplar_trace_ids, timeout=30)
+    assert set(ex_ids) <= kept_hex, "an exemplar points at a trace that was not kept"
     assert node.terminate() == 0
 
     ids = stored_trace_ids(tmp_path / "node")
@@ -287,3 +306,43 @@ def test_check_config_names_pipeline_errors(tmp_path):
     assert 'unknown processor type "sampler"' in err
     assert "pipeline.logs[0]: spanmetrics works on spans" in err
     assert "horoscope" in err
+
+
+def test_logs_pipeline_drops_debug_in_production_and_enriches(lookout_factory, tmp_path):
+    import logging
+
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+
+    cfg = {"selfmon": {"interval": 0}, "pipeline": {"logs": [
+        {"filter/debug": {"logs": {"log_record": [
+            'severity_number < SEVERITY_NUMBER_INFO and resource.attributes["deployment.environment"] == "production"']}}},
+        {"resource/team": {"attributes": [{"key": "team", "value": "payments", "action": "insert"}]}},
+    ]}}
+    node = lookout_factory(cfg, data_dir=tmp_path / "node")
+    for env in ("production", "staging"):
+        lp = LoggerProvider(resource=Resource.create({"service.name": f"shop-{env}", "deployment.environment": env}))
+        lp.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{node.otlp_http}/v1/logs")))
+        logger = logging.getLogger(f"pipeline-{env}")
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False
+        logger.addHandler(LoggingHandler(logger_provider=lp))
+        logger.debug("cache miss for key 42")
+        logger.info("order accepted")
+        logger.error("payment declined")
+        lp.shutdown()
+
+    def lines(query: str) -> list[str]:
+        r = httpx.get(f"{node.http}/loki/api/v1/query_range", timeout=30,
+                      params={"query": query, "start": time.time_ns() - 3600 * 10**9, "end": time.time_ns()})
+        assert r.status_code == 200, r.text
+        return sorted(v[1] for s in r.json()["data"]["result"] for v in s["values"])
+
+    wait_for(lambda: len(lines('{service_name="shop-staging"}')) == 3, timeout=30)
+    assert lines('{service_name="shop-production"}') == ["order accepted", "payment declined"]
+    assert lines('{service_name="shop-staging"}') == ["cache miss for key 42", "order accepted", "payment declined"]
+    assert len(lines('{service_name=~"shop-.*"} | team="payments"')) == 5, "the resource processor's team is missing"
+    text = node.metrics()
+    assert metric_value(text, "lookout_processor_dropped_items_total", processor="filter/debug", signal="logs") == 1
