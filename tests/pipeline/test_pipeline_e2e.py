@@ -316,9 +316,10 @@ def test_logs_pipeline_drops_debug_in_production_and_enriches(lookout_factory, t
     from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
     from opentelemetry.sdk.resources import Resource
 
+    debug_in_production = ('severity_number < SEVERITY_NUMBER_INFO and '
+                           'resource.attributes["deployment.environment"] == "production"')
     cfg = {"selfmon": {"interval": 0}, "pipeline": {"logs": [
-        {"filter/debug": {"logs": {"log_record": [
-            'severity_number < SEVERITY_NUMBER_INFO and resource.attributes["deployment.environment"] == "production"']}}},
+        {"filter/debug": {"logs": {"log_record": [debug_in_production]}}},
         {"resource/team": {"attributes": [{"key": "team", "value": "payments", "action": "insert"}]}},
     ]}}
     node = lookout_factory(cfg, data_dir=tmp_path / "node")
