@@ -6,8 +6,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 SYSDEPS := $(VENV)/.installed-system
-# Debian packages the tests drive for real: Prometheus is the PromQL reference engine.
-DEBS   := prometheus
+# Debian packages the tests drive for real: Prometheus is the PromQL reference engine;
+# amtool and Alertmanager check the Alertmanager-compatible API and external delivery.
+DEBS   := prometheus prometheus-alertmanager
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint bench clean

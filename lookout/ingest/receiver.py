@@ -162,9 +162,9 @@ class Receiver:
                 return Accepted(0, -1)  # nothing to store; OTLP says succeed
             for check in self._limits:
                 check(signal, tenant, items)
-            pipeline = self.pipelines.get(signal) if fmt == formats.OTLP else None
+            pipeline = self.pipelines.get(signal)
             if pipeline is not None:
-                body, items = await self._process(pipeline, body, tenant, items)
+                body, items = await self._process(pipeline, body, tenant, items, fmt)
                 if body is None:
                     return Accepted(0, -1)  # every item was filtered out: success, nothing stored
             try:
@@ -179,15 +179,23 @@ class Receiver:
 
     @staticmethod
     async def _process(pipeline: RequestPipeline, body: bytes, tenant: str,
-                       items: int) -> tuple[bytes | None, int]:
+                       items: int, fmt: str = formats.OTLP) -> tuple[bytes | None, int]:
         """The request processors (memory limiter, filter, attributes, redaction) before the
-        log; the decode/encode runs off the event loop."""
+        log; the decode/encode runs off the event loop. Loki push and remote-write bodies
+        (already validated) get the redaction processors only, in their own format."""
         try:
             pipeline.admit(items)
         except MemoryLimitExceeded as e:
             raise Overloaded(str(e), e.retry_after_s, reason="memory_limiter") from e
         if not pipeline.transforms:
             return body, items
+        if fmt != formats.OTLP:  # push formats get only redaction (RequestPipeline.process_push)
+            if not pipeline.redacts_push:
+                return body, items
+            try:
+                return await asyncio.to_thread(pipeline.process_push, fmt, body, tenant)
+            except ValueError as e:  # the format's decoder, should the validated body still fail
+                raise BadRequest(str(e)) from e
         try:
             return await asyncio.to_thread(pipeline.process, body, tenant)
         except ProcessingError as e:

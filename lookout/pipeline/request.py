@@ -4,6 +4,10 @@ Doing this before the log, not after it, is what lets redaction promise that a s
 reaches the disk: the write-ahead log only ever holds the processed request. The cost is one
 ptars decode and one encode per request, paid only by signals that have request processors;
 a request that no processor changed is appended as the exact bytes the client sent.
+
+Loki push and remote-write bodies get the ``redaction`` processors only (:meth:`process_push`,
+``lookout.pipeline.push_redaction``): masking must cover every way data comes in, while the
+OTTL-based ``filter``/``attributes``/``resource`` processors are defined on OTLP only.
 """
 
 from __future__ import annotations
@@ -42,6 +46,21 @@ class RequestPipeline:
             if batch.is_empty():
                 return None, 0
         return batch.encode(), batch.item_count()
+
+    @property
+    def redacts_push(self) -> bool:
+        """True when push-format bodies (Loki push, remote write) must go through
+        :meth:`process_push`: the pipeline has redaction processors."""
+        from lookout.pipeline.push_redaction import redaction_processors
+
+        return bool(redaction_processors(self.processors))
+
+    def process_push(self, fmt: str, body: bytes, tenant: str) -> tuple[bytes | None, int]:
+        """A validated Loki push or remote-write body after the redaction processors, in its
+        own wire format: (bytes to append, items); the original bytes when nothing changed."""
+        from lookout.pipeline.push_redaction import redact_push, redaction_processors
+
+        return redact_push(fmt, body, redaction_processors(self.processors))
 
     def all_stats(self):
         out = [p.stats for p in self.processors]

@@ -270,6 +270,86 @@ class RedactionProcessor:
         for rule, n in counts.items():
             self.stats.add("redacted_values", n, rule=rule)
 
+    # ---- flat strings of non-OTLP payloads (Loki push, remote write) --------------------------
+
+    def redact_strings(self, values: pa.Array, place: str) -> pa.Array | None:
+        """``values`` with the value rules applied when ``place`` is in ``apply_to``, counted
+        into the stats; None when nothing changed (so callers keep the client's bytes).
+
+        Why here and not in the push adapters: the adapters must not know the config's places
+        or how stats are named, so every wire format counts ``redacted_values{rule}`` alike.
+        """
+        if place not in self.places or len(values) == 0 or values.null_count == len(values):
+            return None
+        new, counts = self.redactor.redact(values)
+        if not counts:
+            return None
+        self._count(counts)
+        return new
+
+    def redact_pairs(self, keys: pa.Array, values: pa.Array, *, may_delete: bool,
+                     protected: np.ndarray | None = None
+                     ) -> tuple[pa.Array, np.ndarray] | None:
+        """Key and value rules over flat ``(key, string value)`` pairs: ``(new values, keep)``,
+        or None when nothing changed.
+
+        The same order as for OTLP attributes (ignored → deleted → allowed value → blocked
+        key → value rules), on plain strings: Loki structured metadata (``may_delete``: keys
+        not allowed are dropped unless ``allow_all_keys``, as attributes are), Loki stream
+        labels and remote-write labels (``may_delete=False``: a series or stream cannot lose
+        its labels, so their values are only masked). ``protected`` rows (``__name__``) are
+        never touched. No summary attributes: these payloads have nowhere to put counts.
+        """
+        cfg = self.config
+        m = len(keys)
+        if m == 0:
+            return None
+        keys = keys.cast(pa.string())
+        values = values.cast(pa.string())
+        ignored = _np(pc.is_in(keys, value_set=self.ignore_set)).astype(np.bool_)
+        if cfg.ignored_key_patterns:
+            ignored |= _any_match(keys, cfg.ignored_key_patterns)
+        if may_delete and not cfg.allow_all_keys:
+            deleted = ~_np(pc.is_in(keys, value_set=self.allow_set)).astype(np.bool_) & ~ignored
+        else:
+            deleted = np.zeros(m, dtype=np.bool_)
+        live = ~ignored & ~deleted
+        if protected is not None:
+            live &= ~protected
+        if cfg.allowed_values and live.any():
+            live &= ~self.redactor.allowed(values.fill_null(""))
+        is_url = _np(pc.is_in(keys, value_set=self.url_set)).astype(np.bool_)
+        place_on = np.where(is_url, "urls" in self.places, "attributes" in self.places)
+
+        rules = self.block_keys + self.detector_keys
+        whole, which = _first_match(keys, rules) if rules else (np.zeros(m, np.bool_), None)
+        if which is not None and self.detector_keys:
+            whole &= (which < len(self.block_keys)) | place_on
+        whole &= live
+        new = values
+        changed = False
+        if whole.any():
+            rows = np.flatnonzero(whole)
+            new = _scatter(new, rows, self.redactor.replace_whole(values.take(pa.array(rows))))
+            names = np.array([r for r, _ in rules], dtype=object)[which[rows]]
+            uniq, cnt = np.unique(names, return_counts=True)
+            self._count({str(u): int(c) for u, c in zip(uniq, cnt, strict=True)})
+            changed = True
+        scan = live & ~whole & place_on & _np(values.is_valid())
+        if scan.any():
+            rows = np.flatnonzero(scan)
+            before = values.take(pa.array(rows))
+            after, counts = self.redactor.redact(before)
+            if counts:
+                self._count(counts)
+                new = _scatter(new, rows, after)
+                changed = True
+        if deleted.any():
+            self.stats.add("deleted_keys", int(deleted.sum()))
+        elif not changed:
+            return None
+        return new, ~deleted
+
     # ---- attributes -------------------------------------------------------------------------
 
     def _attributes(self, lists: pa.Array, body_masked: np.ndarray | None) -> pa.Array | None:
