@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -24,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from lookout.alerting.runtime import AlertingRuntime
 from lookout.buffer.wal import WriteAheadLog
 from lookout.config import Config, parse_hostport
 from lookout.ingest import formats
@@ -39,6 +41,7 @@ from lookout.logs.store import LogStore
 from lookout.metrics.api import PrometheusApi
 from lookout.metrics.generated import run_generated_push
 from lookout.metrics.promql import Engine
+from lookout.metrics.remote_write import encode_write_request
 from lookout.metrics.sink import MetricsSink, RemoteWriteValidator, metrics_limits, translation_options
 from lookout.metrics.store import MetricsStore
 from lookout.pipeline.config import parse_pipelines
@@ -110,6 +113,10 @@ class Node:
                              max_samples=cfg.metrics.query_max_samples, timeout_s=cfg.metrics.query_timeout)
         self.logql = LogQLEngine(max_lines=cfg.logs.max_query_lines, max_series=cfg.logs.max_query_series,
                                  max_range_ns=int(cfg.logs.max_query_range * 1e9))
+        self.alerting = AlertingRuntime(cfg.alerting, self.data_dir / "state.db", self._rule_query,
+                                        self._append_rule_series, selfmon_tenant=cfg.selfmon.tenant)
+        self.registry.add_collector(self.alerting.collect)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.ready = False
         self.listening: dict[str, str] = {}
         self._stop = asyncio.Event()
@@ -128,6 +135,53 @@ class Node:
                                       "samples"))
         rcv.add_limit(TenantRateLimit("logs", cfg.logs.max_lines_per_second, 2 * cfg.logs.max_lines_per_second,
                                       "logs.max_lines_per_second", "lines"))
+
+    # ---- alerting glue ----------------------------------------------------------------------
+
+    def _rule_query(self, tenant: str, lang: str, expr: str, t_s: float) -> list[tuple[dict[str, str], float]]:
+        """An instant query for a rule: PromQL over the metrics store, LogQL over the log store."""
+        if lang == "logql":
+            res = self.logql.query_instant(self.logs.querier(tenant), expr, int(t_s * 1e9))
+            if res.result_type == "scalar" and res.scalar is not None:
+                return [({}, float(res.scalar.values[0]))]
+            m = res.matrix
+            if m is None:
+                raise ValueError(f"rule result is not a vector or scalar: {res.result_type}")
+            return [(m.labels[i], float(m.values[i, -1])) for i in range(len(m)) if m.present[i, -1]]
+        res = self.promql.instant_query(self.metrics.querier(tenant), expr, int(t_s * 1000))
+        if res.result_type == "vector":
+            return [(labels, float(v[0])) for labels, _, v in res.series]
+        if res.result_type == "scalar" and res.scalar is not None:
+            return [({}, float(res.scalar[1]))]
+        raise ValueError(f"rule result is not a vector or scalar: {res.result_type}")
+
+    def _append_rule_series(self, tenant: str, samples: list[tuple[dict[str, str], float, float]]) -> None:
+        """ALERTS, ALERTS_FOR_STATE and recording-rule results go in as remote write does: through
+        the receiver into the log, so they are durable and limited like any series."""
+        if not samples or self._loop is None:
+            return
+        import numpy as np
+
+        body = encode_write_request([(labels, np.array([int(t * 1000)], np.int64), np.array([v], np.float64))
+                                     for labels, t, v in samples])
+        coro = self.receiver.export("metrics", tenant, body, fmt=formats.PROM_REMOTE_WRITE)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:  # called on the loop itself: don't wait for it there
+            task = self._loop.create_task(coro)
+            task.add_done_callback(_log_task_error)
+            return
+        asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
+
+    def reload(self) -> list[str]:
+        problems = self.alerting.reload()
+        for p in problems:
+            log.error("reload refused: %s", p)
+        if not problems:
+            log.info("reloaded rule files and the Alertmanager config")
+        return problems
 
     # ---- HTTP apps --------------------------------------------------------------------------
 
@@ -149,7 +203,15 @@ class Node:
         async def healthz(request: Request) -> Response:
             return PlainTextResponse("ok")
 
+        async def reload(request: Request) -> Response:
+            problems = await asyncio.to_thread(self.reload)
+            if problems:
+                return PlainTextResponse("failed to reload config: " + "; ".join(problems), status_code=500)
+            return PlainTextResponse("")
+
         routes = [Route("/metrics", metrics), Route("/ready", ready), Route("/healthz", healthz),
+                  Route("/-/reload", reload, methods=["POST", "PUT"]),
+                  *self.alerting.routes(self.resolve_tenant),
                   *PushApi(self.receiver).routes(),
                   *TempoApi(self.traces, self.resolve_tenant).routes(),
                   *PrometheusApi(self.metrics, self.promql, self.resolve_tenant).routes(),
@@ -175,10 +237,12 @@ class Node:
         log.info("storage recovery: %s; removed %d block(s) past the last log commit", report, removed)
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self.reload))
         self.recover()
+        self.alerting.load_rules()  # load_config validated the files; a race is an error here
         self.pipelines.start()
         listen = self.cfg.listen
         servers: list[_Server] = []
@@ -213,6 +277,7 @@ class Node:
                 self.registry, self.receiver, tenant=self.cfg.selfmon.tenant, interval_s=self.cfg.selfmon.interval,
                 instance=self.listening["http"], stop=self._stop)))
 
+        tasks.append(asyncio.create_task(self.alerting.run(self._stop)))
         if self.pipelines.generators:
             tasks.append(asyncio.create_task(run_generated_push(
                 self.pipelines.generated_series, self.receiver,
@@ -291,3 +356,13 @@ class Node:
                 for signal, c in self.consumers.items()])
         yield ("lookout_ready", "gauge", "1 once log replay is done.",
                [("lookout_ready", {}, 1.0 if self.ready else 0.0)])
+        disk = shutil.disk_usage(self.data_dir)
+        yield ("lookout_data_disk_free_bytes", "gauge", "Free bytes on the data directory's filesystem.",
+               [("lookout_data_disk_free_bytes", {}, float(disk.free))])
+        yield ("lookout_data_disk_size_bytes", "gauge", "Size of the data directory's filesystem.",
+               [("lookout_data_disk_size_bytes", {}, float(disk.total))])
+
+
+def _log_task_error(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("writing rule results failed: %s", task.exception())

@@ -105,6 +105,18 @@ class Selfmon:
 
 
 @dataclass(slots=True)
+class Alerting:
+    rule_files: list[str] = field(default_factory=list)  # globs of Prometheus / Loki-ruler rule files
+    rule_tenant: str = "default"  # the tenant rule files evaluate against (API rules: the caller's)
+    evaluation_interval: float = 60.0  # groups without their own interval
+    external_url: str = ""  # in generator URLs and notifications
+    external_labels: dict[str, str] = field(default_factory=dict)
+    alertmanager_config: str = ""  # an Alertmanager YAML file for the built-in notifier
+    alertmanagers: list[str] = field(default_factory=list)  # send to these Alertmanagers instead
+    builtin_rules: bool = True  # alerts on Lookout itself (ingestion stalled, refusals, WAL lag...)
+
+
+@dataclass(slots=True)
 class Config:
     data_dir: str = "./lookout-data"
     listen: Listen = field(default_factory=Listen)
@@ -115,6 +127,7 @@ class Config:
     logs: Logs = field(default_factory=Logs)
     selfmon: Selfmon = field(default_factory=Selfmon)
     pipeline: dict[str, Any] = field(default_factory=dict)  # checked by lookout/pipeline/config.py
+    alerting: Alerting = field(default_factory=Alerting)
     shutdown_timeout: float = 30.0
     log_level: str = "info"
 
@@ -124,7 +137,8 @@ TENANT_RE = re.compile(r"^[A-Za-z0-9!_.*'()-]{1,150}$")
 
 _DURATION_FIELDS = {"commit_interval", "retention", "flush_interval", "compaction_interval",
                     "compaction_window", "shutdown_timeout", "lookback_delta", "query_timeout",
-                    "out_of_order_time_window", "max_query_range", "reject_old_samples_max_age", "interval"}
+                    "out_of_order_time_window", "max_query_range", "reject_old_samples_max_age", "interval",
+                    "evaluation_interval"}
 _SIZE_FIELDS = {"max_request_bytes", "max_inflight_bytes", "segment_size", "max_size", "flush_size",
                 "head_max_size", "max_line_size"}
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
@@ -245,6 +259,7 @@ def _check(cfg: Config, problems: list[str]) -> None:
                  "logs.max_lines_per_second": cfg.logs.max_lines_per_second}.items():
         if v < 0:
             problems.append(f"{p}: expected zero or a positive value, got {v}")
+    _check_alerting(cfg.alerting, problems)
     if cfg.pipeline:
         from lookout.pipeline.config import parse_pipelines
 
@@ -252,6 +267,34 @@ def _check(cfg: Config, problems: list[str]) -> None:
     if cfg.storage.head_max_size < cfg.storage.flush_size:
         problems.append(f"storage.head_max_size: expected at least storage.flush_size "
                         f"({cfg.storage.flush_size} bytes), got {cfg.storage.head_max_size}")
+
+
+def _check_alerting(a: Alerting, problems: list[str]) -> None:
+    if not valid_tenant(a.rule_tenant):
+        problems.append(f'alerting.rule_tenant: expected a tenant id, got "{a.rule_tenant}"')
+    if a.evaluation_interval <= 0:
+        problems.append(f"alerting.evaluation_interval: expected a positive duration, got {a.evaluation_interval}")
+    if not isinstance(a.external_labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in a.external_labels.items()):
+        problems.append(f"alerting.external_labels: expected a mapping of label names to strings, "
+                        f"got {a.external_labels!r}")
+    if a.alertmanager_config and a.alertmanagers:
+        problems.append("alerting.alertmanagers: set either alertmanager_config (the built-in notifier) "
+                        "or alertmanagers (external ones), not both")
+    if a.alertmanager_config:
+        from lookout.alerting.amconfig import load_config as load_am
+
+        try:
+            load_am(a.alertmanager_config)
+        except Exception as e:  # ConfigError names the path inside the file; OSError the file
+            problems.append(f"alerting.alertmanager_config: {a.alertmanager_config}: {e}")
+    if a.rule_files:
+        from lookout.alerting.rulefile import RuleFileError, load_rule_files
+
+        try:
+            load_rule_files(list(a.rule_files))
+        except RuleFileError as e:
+            problems += [f"alerting.rule_files: {p}" for p in e.problems]
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
