@@ -285,12 +285,17 @@ class AlertingRule(_RuleBase):
             return [a.to_dict() for a in self.active.values()]
 
     def restore(self, alerts: Iterable[dict[str, Any]]) -> None:
+        """State from the store after a restart. The `for` clock (ActiveAt) and firing state
+        survive; when it was last sent does not, so firing alerts are re-sent at once, as
+        Prometheus does after a restart (the notifier, which may have restarted too and lost
+        what it sent, needs them to notify a later resolution)."""
         with self._lock:
             for d in alerts:
                 try:
                     a = ActiveAlert.from_dict(d)
                 except TypeError:
                     continue
+                a.last_sent_at = 0.0
                 self.active.setdefault(label_key(a.labels), a)
 
 
