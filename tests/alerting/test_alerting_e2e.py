@@ -223,3 +223,55 @@ def test_check_config_names_rule_file_errors(tmp_path):
     assert out.returncode == 1
     assert f"{bad}:5:15" in out.stderr or f"{bad}:5" in out.stderr, out.stderr
     assert 'group "g"' in out.stderr and 'alert "A"' in out.stderr
+
+
+def test_logql_rule_ruler_api_reload_and_builtin_rules(lookout_factory, tmp_path):
+    rules = tmp_path / "logs.yml"
+    rules.write_text("""
+groups:
+  - name: api-logs
+    interval: 1s
+    rules:
+      - alert: ApiErrors
+        expr: sum by (service_name) (count_over_time({service_name="api"} |= "error" [1m])) > 2
+        annotations: {summary: "{{ $value }} errors in a minute"}
+""")
+    node = lookout_factory({"selfmon": {"interval": "1s"}, "alerting": {"rule_files": [str(rules)],
+                                                                       "evaluation_interval": "1s"}},
+                           data_dir=tmp_path / "node")
+    now = time.time_ns()
+    lines = [[str(now - i * 10**9), f"GET /x failed with error {i}"] for i in range(4)]
+    r = httpx.post(f"{node.http}/loki/api/v1/push", timeout=10, json={
+        "streams": [{"stream": {"service_name": "api"}, "values": lines}]})
+    assert r.status_code == 204, r.text
+    firing = wait_for(lambda: [a for a in alerts(node) if a["labels"]["alertname"] == "ApiErrors"
+                               and a["state"] == "firing"], timeout=30)
+    assert firing[0]["labels"]["service_name"] == "api"
+    assert firing[0]["annotations"]["summary"] == "4 errors in a minute"
+
+    # a group posted through the Loki ruler API is evaluated too
+    r = httpx.post(f"{node.http}/loki/api/v1/rules/team-a", timeout=10, headers={"Content-Type": "application/yaml"},
+                   content="name: always\ninterval: 1s\nrules:\n  - alert: Always\n    expr: vector(1)\n")
+    assert r.status_code == 202, r.text
+    wait_for(lambda: [a for a in alerts(node) if a["labels"]["alertname"] == "Always"], timeout=30)
+
+    # reload: a rule added to the file appears without a restart
+    rules.write_text(rules.read_text() + "      - record: api:errors:count1m\n"
+                     "        expr: sum(count_over_time({service_name=\"api\"} |= \"error\" [1m]))\n")
+    assert httpx.post(f"{node.http}/-/reload", timeout=30).status_code == 200
+
+    def rule_names(tenant: str | None = None) -> set[str]:
+        headers = {"X-Scope-OrgID": tenant} if tenant else {}
+        data = httpx.get(f"{node.http}/api/v1/rules", headers=headers, timeout=10).json()["data"]
+        return {r["name"] for g in data["groups"] for r in g["rules"]}
+
+    assert {"ApiErrors", "Always", "api:errors:count1m"} <= rule_names()
+    bad = rules.read_text() + "      - alert: Broken\n        expr: sum(\n"
+    rules.write_text(bad)
+    r = httpx.post(f"{node.http}/-/reload", timeout=30)
+    assert r.status_code == 500 and "Broken" in r.text, r.text
+    assert "api:errors:count1m" in rule_names(), "a failed reload must keep the rules that were running"
+
+    # Lookout's own rules are loaded in the self-monitoring tenant
+    assert {"LookoutIngestionStalled", "LookoutRefusalsRising", "LookoutWriteAheadLogLagGrowing",
+            "LookoutDiskNearlyFull", "LookoutCompactionFailing", "LookoutRuleFailing"} <= rule_names("lookout")
