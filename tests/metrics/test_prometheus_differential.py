@@ -59,12 +59,13 @@ N_SERIES = 210  # 3 targets
 NOW_S = int(time.time())
 T0 = (NOW_S - 2 * 3600 - 15 * 60) // 60 * 60  # data [T0, T0 + 2h), ending ~15 min ago
 T_END = T0 + 2 * 3600
-INSTANT_TIMES = [T0 + 5 * 60 + 7, T0 + 47 * 60 + 13, T0 + 91 * 60 + 7, T_END - 13, T_END + 3 * 60 + 7,
+INSTANT_TIMES = [T0 + 15 * 60 + 7, T0 + 47 * 60 + 13, T0 + 91 * 60 + 7, T_END - 13, T_END + 3 * 60 + 7,
                  T_END + 7 * 60 + 7]
-# The fine range starts 5 min past T0 + 1h so that no [1h] window begins within a few scrapes of the
-# counters' first (zero) sample: there the extrapolated zero point can fall inside the window, and
-# Prometheus 2.51 changed how that is limited (the 2.42 reference would disagree by design).
-RANGES = [(T0 + 7, T_END + 6 * 60 + 7, 60), (T0 + 3600 + 5 * 60 + 7, T0 + 3600 + 35 * 60 + 7, 15)]
+# No [5m]/[10m] window and no fine-range [1h] window begins within a few scrapes of the counters'
+# first (zero) sample: there the extrapolated zero point can fall inside the window, and
+# Prometheus 2.51 changed how that is limited (the 2.42 reference would disagree by design; it
+# showed at T0+5m for a counter that had restarted right after T0, depending on the clock).
+RANGES = [(T0 + 15 * 60 + 7, T_END + 6 * 60 + 7, 60), (T0 + 3600 + 5 * 60 + 7, T0 + 3600 + 35 * 60 + 7, 15)]
 AT1, AT2 = T0 + 30 * 60 + 7, T0 + 100 * 60 + 13
 
 
