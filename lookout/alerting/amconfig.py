@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 import yaml
 
 from lookout.alerting.matchers import Matcher, MatcherError, MatchType, parse_matchers
+from lookout.storage.durations import parse_prometheus_duration
 
 if TYPE_CHECKING:
     from lookout.alerting.notify.timeintervals import TimeInterval
@@ -68,19 +69,13 @@ class Secret(str):
         return str.__str__(self)
 
 
-_DUR_RE = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
-_DUR_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
-
-
 def parse_duration(s: object, path: str) -> float:
     """Prometheus duration (``1h30m``, ``90s``, ``0``) → seconds."""
     text = str(s).strip()
-    if text == "0":
-        return 0.0
-    m = _DUR_RE.match(text)
-    if not text or not m or not any(m.groups()):
-        raise ConfigError(f"{path}: not a valid duration string: {text!r}")
-    return float(sum(int(g) * u for g, u in zip(m.groups(), _DUR_UNITS, strict=True) if g))
+    try:
+        return parse_prometheus_duration(text)
+    except ValueError:
+        raise ConfigError(f"{path}: not a valid duration string: {text!r}") from None
 
 
 def format_duration(sec: float) -> str:

@@ -36,6 +36,7 @@ from typing import Any
 
 from lookout.gocompat import expand as _regexp_expand
 from lookout.gocompat import quote as _go_quote
+from lookout.storage.durations import parse_prometheus_duration
 
 __all__ = [
     "Sample", "Template", "TemplateData", "TemplateError", "TemplateFuncs", "expand",
@@ -775,13 +776,10 @@ def _graph_link(expr: Any, tab: int) -> str:
 
 def _parse_duration(s: Any) -> float:
     text = _want_str(s)
-    m = re.fullmatch(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?", text)
-    if text == "0":
-        return 0.0
-    if not text or m is None:
-        raise _CallError(f"not a valid duration string: {_go_quote(text)}")
-    units = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
-    return float(sum(int(g) * u for g, u in zip(m.groups(), units, strict=True) if g))
+    try:
+        return parse_prometheus_duration(text)
+    except ValueError:
+        raise _CallError(f"not a valid duration string: {_go_quote(text)}") from None
 
 
 def _to_sample(x: Any) -> Sample:

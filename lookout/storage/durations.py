@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["parse_duration", "parse_bytes", "format_duration"]
+__all__ = ["parse_duration", "parse_prometheus_duration", "parse_bytes", "format_duration"]
 
 _NUM = r"(\d+(?:\.\d+)?)"
 _DURATION_RE = re.compile(
@@ -18,6 +18,22 @@ _DURATION_RE = re.compile(
 )
 _DURATION_UNITS = (365 * 86400.0, 7 * 86400.0, 86400.0, 3600.0, 60.0, 1.0, 1e-3, 1e-6, 1e-9)
 _PLAIN_NUMBER_RE = re.compile(r"^\d+(?:\.\d+)?$")
+_STRICT_DURATION_RE = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_STRICT_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+
+
+def parse_prometheus_duration(text: str) -> float:
+    """Seconds in a duration exactly as Prometheus' ``model.ParseDuration`` reads it (whole
+    numbers, units y w d h m s ms in that order, or a lone ``0``), for formats that must refuse
+    what Prometheus refuses (Alertmanager configs, template ``parseDuration``). Raises
+    ``ValueError("not a valid duration string")`` otherwise."""
+    if text == "0":
+        return 0.0
+    m = _STRICT_DURATION_RE.match(text)
+    if not text or m is None or not any(m.groups()):
+        raise ValueError("not a valid duration string")
+    return float(sum(int(g) * u for g, u in zip(m.groups(), _STRICT_UNITS, strict=True) if g))
+
 
 
 def parse_duration(s: str | int | float) -> float:
