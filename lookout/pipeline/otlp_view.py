@@ -40,6 +40,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from lookout.otlp.errors import OtlpDecodeError
+from lookout.pipeline.ottl.evaluate import hex_strings
 from lookout.pipeline.values import PathError, Values
 
 Path = tuple[str, ...]
@@ -200,24 +201,6 @@ def _take_lists(lists: pa.Array, keep: np.ndarray) -> pa.Array:
     np.cumsum(counts, out=offsets[1:])
     values = _flat(lists).filter(pa.array(keep, pa.bool_()))
     return _make_list(lists.type, offsets, values, _null_mask(lists))
-
-
-_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
-
-
-def hex_strings(arr: pa.Array) -> pa.Array:
-    """Lower-case hex of each binary value (``trace_id.string``), built in numpy."""
-    arr = arr.cast(pa.binary())
-    n = len(arr)
-    bufs = arr.buffers()
-    offs = np.frombuffer(bufs[1], np.int32, n + 1, arr.offset * 4).astype(np.int64)
-    data = (np.frombuffer(bufs[2], np.uint8)[offs[0]:offs[-1]] if bufs[2] is not None
-            else np.empty(0, np.uint8))
-    out = np.empty(2 * len(data), np.uint8)
-    out[0::2] = _HEX[data >> 4]
-    out[1::2] = _HEX[data & 15]
-    new_offs = ((offs - offs[0]) * 2).astype(np.int32)
-    return pa.StringArray.from_buffers(n, pa.py_buffer(new_offs), pa.py_buffer(out.tobytes()))
 
 
 def _scalar_values(arr: pa.Array) -> Values:
