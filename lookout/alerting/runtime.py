@@ -67,17 +67,19 @@ class AlertingRuntime:
     def load_rules(self) -> None:
         """Rule files (into ``rule_tenant``) and the built-in rules (into the self-monitoring
         tenant); raises RuleFileError naming every problem."""
-        groups = load_rule_files(list(self.cfg.rule_files)) if self.cfg.rule_files else []
-        self.manager.set_groups(self.cfg.rule_tenant, groups, source="files")
+        self.manager.set_groups(self.cfg.rule_tenant, self._file_groups(), source="files")
         if self.cfg.builtin_rules:
             self.manager.set_groups(self.selfmon_tenant, builtin.groups(), source="builtin")
         self.manager.prune_state()
+
+    def _file_groups(self) -> list:
+        return load_rule_files(list(self.cfg.rule_files)) if self.cfg.rule_files else []
 
     def reload(self) -> list[str]:
         """SIGHUP or POST /-/reload: rule files and the Alertmanager config, without a restart.
         Returns the problems (nothing changes when there are any)."""
         try:
-            groups = load_rule_files(list(self.cfg.rule_files)) if self.cfg.rule_files else []
+            groups = self._file_groups()
             am = load_alertmanager_config(self.cfg) if self.notifier is not None else None
         except RuleFileError as e:
             return list(e.problems)

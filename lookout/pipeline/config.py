@@ -43,6 +43,7 @@ class ProcessorEntry:
     type: str
     raw: Any
     path: str
+    processor: Any = None  # request processors: built (and so validated) by parse_pipelines
 
 
 @dataclass(slots=True)
@@ -117,8 +118,8 @@ def parse_pipelines(raw: Any, problems: list[str]) -> dict[str, SignalPipeline]:
                     s.any(key)
                 s.done()
             elif e.type in REQUEST_TYPES:
-                # built once here so that every error is found at startup and by check-config
-                factories.build_request_processor(e, signal, problems)
+                # built here so that every error is found at startup and by check-config
+                e.processor = factories.build_request_processor(e, signal, problems)
                 spec.request.append(e)
             else:
                 if e.type != "tail_sampling" and isinstance(e.raw, dict) and "collection_interval" in e.raw:

@@ -21,9 +21,12 @@ __all__ = ["ProcessingError", "RequestPipeline"]
 class RequestPipeline:
     def __init__(self, signal: str, processors: list[RequestProcessor],
                  memory_limiter: MemoryLimiter | None = None) -> None:
+        from lookout.pipeline.push_redaction import redaction_processors
+
         self.signal = signal
         self.processors = processors
         self.memory_limiter = memory_limiter
+        self._redaction = redaction_processors(processors)
 
     @property
     def transforms(self) -> bool:
@@ -51,16 +54,14 @@ class RequestPipeline:
     def redacts_push(self) -> bool:
         """True when push-format bodies (Loki push, remote write) must go through
         :meth:`process_push`: the pipeline has redaction processors."""
-        from lookout.pipeline.push_redaction import redaction_processors
-
-        return bool(redaction_processors(self.processors))
+        return bool(self._redaction)
 
     def process_push(self, fmt: str, body: bytes, tenant: str) -> tuple[bytes | None, int]:
         """A validated Loki push or remote-write body after the redaction processors, in its
         own wire format: (bytes to append, items); the original bytes when nothing changed."""
-        from lookout.pipeline.push_redaction import redact_push, redaction_processors
+        from lookout.pipeline.push_redaction import redact_push
 
-        return redact_push(fmt, body, redaction_processors(self.processors))
+        return redact_push(fmt, body, self._redaction)
 
     def all_stats(self):
         out = [p.stats for p in self.processors]

@@ -12,7 +12,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from lookout.pipeline import factories
 from lookout.pipeline.config import SignalPipeline
 from lookout.pipeline.memory_limiter import MemoryLimiter
 from lookout.pipeline.request import RequestPipeline
@@ -40,13 +39,9 @@ class Pipelines:
                 name, cfg = spec.memory_limiter
                 limiter = MemoryLimiter(name, signal, cfg)
                 self.memory_limiters.append(limiter)
-            processors = []
-            for entry in spec.request:
-                problems: list[str] = []
-                proc = factories.build_request_processor(entry, signal, problems)
-                if proc is None:  # config.py validated it already; a failure here is a bug
-                    raise ValueError("; ".join(problems))
-                processors.append(proc)
+            processors = [entry.processor for entry in spec.request]
+            if None in processors:  # parse_pipelines reported the problems; the caller ignored them
+                raise ValueError(f"pipeline.{signal} has a processor with config errors")
             if processors or limiter is not None:
                 pipeline = RequestPipeline(signal, processors, limiter)
                 self.request[signal] = pipeline
