@@ -281,7 +281,7 @@ class Node:
         if self.pipelines.generators:
             tasks.append(asyncio.create_task(run_generated_push(
                 self.pipelines.generated_series, self.receiver,
-                interval_s=self.cfg_traces_collection_interval(), stop=self._stop)))
+                interval_s=self.pipelines.specs["traces"].collection_interval, stop=self._stop)))
 
         await self._stop.wait()
         log.info("shutting down: draining and flushing (timeout %.0fs)", self.cfg.shutdown_timeout)
@@ -302,9 +302,6 @@ class Node:
         self.pipelines.stop()
         self.wal.close()
         log.info("stopped")
-
-    def cfg_traces_collection_interval(self) -> float:
-        return self.pipelines.specs["traces"].collection_interval
 
     def _announce(self) -> None:
         for name, addr in self.listening.items():

@@ -18,7 +18,6 @@ decides them the same way; rate- and byte-limited decisions depend on arrival ti
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -130,7 +129,3 @@ class TraceStreamSink:
             if t.num_rows:
                 raw = int(t.num_rows * self._raw_per_row.get(tenant, 0.0))
                 self.store.append(tenant, t, raw, self._consumed_hi, self._consumed_hi)
-
-
-def wall_ms() -> int:
-    return int(time.time() * 1000)
