@@ -7,8 +7,9 @@ STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 SYSDEPS := $(VENV)/.installed-system
 # Debian packages the tests drive for real: Prometheus is the PromQL reference engine;
-# amtool and Alertmanager check the Alertmanager-compatible API and external delivery.
-DEBS   := prometheus prometheus-alertmanager
+# amtool and Alertmanager check the Alertmanager-compatible API and external delivery; headless
+# Chromium (driven by Playwright for Python, no browser download) tests the web UI.
+DEBS   := prometheus prometheus-alertmanager chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint bench clean

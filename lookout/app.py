@@ -52,6 +52,7 @@ from lookout.selfmon.scrape import run_self_scrape
 from lookout.storage.blocks import BlockStore
 from lookout.traces.api import ApiError, TempoApi
 from lookout.traces.store import TraceStore
+from lookout.ui.routes import ui_routes
 
 log = logging.getLogger("lookout")
 
@@ -217,7 +218,8 @@ class Node:
                   *PrometheusApi(self.metrics, self.promql, self.resolve_tenant).routes(),
                   *LokiApi(self.logs, self.logql, self.resolve_tenant,
                            max_query_range_ns=int(self.cfg.logs.max_query_range * 1e9),
-                           max_query_limit=self.cfg.logs.max_query_lines).routes()]
+                           max_query_limit=self.cfg.logs.max_query_lines).routes(),
+                  *ui_routes()]
         return Starlette(routes=routes)
 
     def health_app(self) -> Starlette:
