@@ -187,8 +187,13 @@ class Node:
     # ---- HTTP apps --------------------------------------------------------------------------
 
     def resolve_tenant(self, request: Request) -> str:
+        header = request.headers.get(self.cfg.ingest.tenant_header)
+        if header is None and request.scope["type"] == "websocket":
+            # Browsers cannot set headers on a WebSocket: the UI's live tail names its tenant in
+            # the query string instead (the same trust as the header).
+            header = request.query_params.get(self.cfg.ingest.tenant_header)
         try:
-            return self.receiver.resolve_tenant(request.headers.get(self.cfg.ingest.tenant_header))
+            return self.receiver.resolve_tenant(header)
         except BadRequest as e:
             raise ApiError(400, str(e)) from None
 

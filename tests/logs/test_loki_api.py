@@ -314,12 +314,15 @@ def test_tenants_never_see_each_other(srv):
 # ---- live tail --------------------------------------------------------------------------------
 
 
-async def _tail(srv: LookoutProcess, query: str, tenant: str | None, expect: int, pushes) -> list[dict]:
+async def _tail(srv: LookoutProcess, query: str, tenant: str | None, expect: int, pushes,
+                tenant_in_query: bool = False) -> list[dict]:
     url = srv.http.replace("http://", "ws://") + "/loki/api/v1/tail"
-    headers = {"X-Scope-OrgID": tenant} if tenant else {}
+    headers = {"X-Scope-OrgID": tenant} if tenant and not tenant_in_query else {}
+    params = {"query": query, "start": str(time.time_ns())}
+    if tenant_in_query:
+        params["X-Scope-OrgID"] = tenant
     frames: list[dict] = []
-    async with websockets.connect(f"{url}?{httpx.QueryParams(query=query, start=str(time.time_ns()))}",
-                                  additional_headers=headers) as ws:
+    async with websockets.connect(f"{url}?{httpx.QueryParams(params)}", additional_headers=headers) as ws:
         for fn in pushes:
             await asyncio.to_thread(fn)
         got = 0
@@ -361,6 +364,17 @@ def test_live_tail_is_per_tenant(srv):
     assert got == ["from team-b"]
     # and the default tenant's line is there for the default tenant
     wait_for(lambda: lines(qr(srv, '{app="shared"}', start=str(NOW), end=str(time.time_ns()))) == ["from default"])
+
+
+def test_live_tail_tenant_from_the_query_string(srv):
+    """Browsers cannot set headers on a WebSocket, so the UI names the tenant in the query string."""
+    def push_both():
+        now = time.time_ns()
+        push(srv, [({"app": "qs"}, [(now, "from default", {})])])
+        push(srv, [({"app": "qs"}, [(now, "from team-c", {})])], tenant="team-c")
+
+    frames = asyncio.run(_tail(srv, '{app="qs"}', "team-c", 1, [push_both], tenant_in_query=True))
+    assert [v[1] for f in frames for s in f["streams"] for v in s["values"]] == ["from team-c"]
 
 
 def test_live_tail_delivers_late_lines_and_initial_history(srv):
