@@ -90,7 +90,7 @@ class Metrics:
 @dataclass(slots=True)
 class Logs:
     stream_labels: list[str] = field(default_factory=lambda: list(LOKI_STREAM_ATTRIBUTES))
-    max_query_lines: int = 5000  # Loki's max_entries_limit_per_query
+    max_query_lines: int = 10_000  # Loki's max_entries_limit_per_query is 5000; the UI pages 10,000 lines
     max_query_series: int = 500
     max_query_range: float = 30 * 86400.0
     max_line_size: int = 256 << 10
