@@ -3,6 +3,11 @@
 import { html, useState } from '../preact.js';
 import { describeRange, parseTimeExpr } from '../lib/time.js';
 
+// An inline icon: headless and minimal systems often lack emoji fonts.
+const CLOCK = html`<svg class="icon" width="14" height="14" viewBox="0 0 16 16" aria-hidden="true">
+  <circle cx="8" cy="8" r="6.5" fill="none" stroke="currentColor" stroke-width="1.5" />
+  <path d="M8 4.5V8l2.5 1.5" fill="none" stroke="currentColor" stroke-width="1.5" stroke-linecap="round" /></svg>`;
+
 const QUICK = ['5m', '15m', '30m', '1h', '3h', '6h', '12h', '24h', '2d', '7d', '30d'];
 
 export function TimeRangePicker({ from, to, onChange }) {
@@ -31,7 +36,7 @@ export function TimeRangePicker({ from, to, onChange }) {
     onChange(`now-${d}`, 'now');
   };
   return html`<div class="timerange">
-    <button type="button" class="btn timerange-button" data-testid="timerange" onClick=${toggle}>🕑 ${describeRange(from, to)}</button>
+    <button type="button" class="btn timerange-button" data-testid="timerange" onClick=${toggle}>${CLOCK} ${describeRange(from, to)}</button>
     ${open && html`<div class="timerange-popup">
       <form onSubmit=${apply}>
         <label>From <input name="from" value=${f} onInput=${(e) => setF(e.target.value)} /></label>
