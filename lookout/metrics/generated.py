@@ -38,27 +38,38 @@ def _metadata(samples: Sequence[Any]) -> list[MetricMetadata]:
     return [MetricMetadata(name, kind, "", "") for name, kind in sorted(families.items())]
 
 
-def encode_generated(samples: Sequence[Any], t_ms: int) -> bytes:
-    """One remote-write body: every sample at ``t_ms``, its exemplar (if any) beside it."""
+def encode_generated(samples: Sequence[Any], t_ms: int, zero_ms: int | None = None) -> bytes:
+    """One remote-write body: every sample at ``t_ms``, its exemplar (if any) beside it.
+
+    A series seen for the first time also gets a 0 at ``zero_ms`` (the previous collection, when
+    it did not exist yet), as Tempo's generator does: without it, a counter whose first sample
+    is already 30 has no increase() and no rate() until it changes again, and a service map or
+    an alert over a short-lived burst shows nothing."""
     t = np.array([t_ms], dtype=np.int64)
+    t_new = np.array([zero_ms, t_ms], dtype=np.int64) if zero_ms is not None and zero_ms < t_ms else None
     series, exemplars = [], []
     for s in samples:
-        series.append((s.labels, t, np.array([s.value], dtype=np.float64)))
+        if t_new is not None and getattr(s, "new", False):
+            series.append((s.labels, t_new, np.array([0.0, s.value], dtype=np.float64)))
+        else:
+            series.append((s.labels, t, np.array([s.value], dtype=np.float64)))
         ex = s.exemplar
         exemplars.append([({"trace_id": ex.trace_id.hex(), "span_id": ex.span_id.hex()}, float(ex.value), ex.t_ms)]
                          if ex is not None else [])
     return encode_write_request(series, _metadata(samples), exemplars)
 
 
-async def push_once(collect: Callable[[], dict[str, list[Any]]], receiver: Receiver) -> int:
-    """Collect every tenant's series and append them; returns the samples sent."""
+async def push_once(collect: Callable[[], dict[str, list[Any]]], receiver: Receiver,
+                    previous_ms: int | None = None) -> int:
+    """Collect every tenant's series and append them (new series start from a 0 at
+    ``previous_ms``, the time of the previous push); returns the samples sent."""
     sent = 0
     now_ms = int(time.time() * 1000)
     for tenant, samples in collect().items():
         if not samples:
             continue
         try:
-            await receiver.export("metrics", tenant, encode_generated(samples, now_ms),
+            await receiver.export("metrics", tenant, encode_generated(samples, now_ms, previous_ms),
                                   fmt=formats.PROM_REMOTE_WRITE)
             sent += len(samples)
         except (BadRequest, TooLarge, Overloaded) as e:
@@ -71,13 +82,16 @@ async def run_generated_push(collect: Callable[[], dict[str, list[Any]]], receiv
     """Push every ``interval_s`` until ``stop`` (counts since the last push are not stored at
     shutdown: the receiver is closed by then; Prometheus' counter-reset handling covers the
     restart)."""
+    previous_ms = int(time.time() * 1000)
     while True:
         try:
             await asyncio.wait_for(stop.wait(), interval_s)
             return
         except TimeoutError:
             pass
+        now_ms = int(time.time() * 1000)
         try:
-            await push_once(collect, receiver)
+            await push_once(collect, receiver, previous_ms)
         except Exception:
             log.exception("pushing generated metrics failed")
+        previous_ms = now_ms

@@ -41,6 +41,7 @@ class SeriesSample:
     labels: dict[str, str]  # incl. "__name__"
     value: float
     exemplar: Exemplar | None = None
+    new: bool = False  # first collection of this series: it was 0 at the previous one
 
 
 KeptFn = Callable[[bytes], "bool | None"]
@@ -182,6 +183,7 @@ class SeriesFamily:
         self.budget = budget
         self.index: dict[tuple[str, ...], int] = {}
         self.labels: list[tuple[str, ...]] = []
+        self._collected = 0  # series [0, _collected) were sent before; the rest are new
         self._cap = 16
         self.counters = {name: np.zeros(self._cap) for name in counters}
         self.hists = {
@@ -282,7 +284,8 @@ class SeriesFamily:
 
     def collect(self, kept: KeptFn, external: dict[str, str]) -> list[SeriesSample]:
         """Every series' cumulative value now; an exemplar on a histogram bucket only when a
-        candidate's trace was kept since the last collection (each exemplar is sent once)."""
+        candidate's trace was kept since the last collection (each exemplar is sent once).
+        Series created since the last collection are marked ``new`` (see SeriesSample)."""
         out: list[SeriesSample] = []
         names = self.label_names
         base = []
@@ -292,8 +295,8 @@ class SeriesFamily:
             base.append(d)
         for cname, arr in self.counters.items():
             vals = arr[: len(self.labels)].tolist()
-            for d, v in zip(base, vals, strict=True):
-                out.append(SeriesSample({**d, "__name__": cname}, v))
+            for s, (d, v) in enumerate(zip(base, vals, strict=True)):
+                out.append(SeriesSample({**d, "__name__": cname}, v, new=s >= self._collected))
         for h in self.hists.values():
             self._decide_exemplars(h, kept)
             n = len(self.labels)
@@ -303,11 +306,13 @@ class SeriesFamily:
             for s, d in enumerate(base):
                 ex = h.pending.pop(s, None)
                 ex_bucket = int(np.searchsorted(h.bounds, ex.value, side="left")) if ex else -1
+                new = s >= self._collected
                 for i, le in enumerate(les):
                     out.append(SeriesSample({**d, "__name__": f"{h.name}_bucket", "le": le}, float(cum[s][i]),
-                                            ex if i == ex_bucket else None))
-                out.append(SeriesSample({**d, "__name__": f"{h.name}_sum"}, sums[s]))
-                out.append(SeriesSample({**d, "__name__": f"{h.name}_count"}, float(cum[s][-1])))
+                                            ex if i == ex_bucket else None, new))
+                out.append(SeriesSample({**d, "__name__": f"{h.name}_sum"}, sums[s], new=new))
+                out.append(SeriesSample({**d, "__name__": f"{h.name}_count"}, float(cum[s][-1]), new=new))
+        self._collected = len(self.labels)
         return out
 
 
