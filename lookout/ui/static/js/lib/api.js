@@ -25,7 +25,8 @@ export class ApiError extends Error {
 // "1:5: parse error: ..." (PromQL), "parse error at line 1, col 5: ..." (LogQL, TraceQL),
 // "at line 1, column 5".
 export function errorPosition(message) {
-  let m = /^(\d+):(\d+):/.exec(message);
+  // Prometheus prefixes it: 'invalid parameter "query": 1:4: parse error: ...'
+  let m = /(?:^|\s)(\d+):(\d+): parse error/.exec(message) || /^(\d+):(\d+):/.exec(message);
   if (m) return { line: +m[1], column: +m[2] };
   m = /line (\d+),? col(?:umn)? (\d+)/i.exec(message);
   if (m) return { line: +m[1], column: +m[2] };

@@ -86,6 +86,10 @@ function LabelBrowser({ range, onRun }) {
 
 // ---- log volume -----------------------------------------------------------------------------
 
+// The bars take the severity colours of the lines (the .sev-* classes in lookout.css).
+const LEVEL_COLORS = { fatal: '#a40e26', error: '#cf222e', warn: '#bf8700', info: '#0969da', debug: '#8250df',
+  trace: '#6e7781', unknown: '#8c959f' };
+
 // A Loki matrix of counts by whatever level label the lines carry -> one series per level.
 function volumeSeries(result) {
   const byLevel = new Map();
@@ -97,7 +101,7 @@ function volumeSeries(result) {
     byLevel.set(level, points);
   }
   return [...byLevel.entries()].sort().map(([level, points]) => ({
-    name: level, labels: { level }, points: [...points.entries()].sort((a, b) => a[0] - b[0]),
+    name: level, labels: { level }, color: LEVEL_COLORS[level], points: [...points.entries()].sort((a, b) => a[0] - b[0]),
   }));
 }
 
