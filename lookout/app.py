@@ -52,6 +52,8 @@ from lookout.selfmon.scrape import run_self_scrape
 from lookout.storage.blocks import BlockStore
 from lookout.traces.api import ApiError, TempoApi
 from lookout.traces.store import TraceStore
+from lookout.ui.dashboards.api import DashboardsApi
+from lookout.ui.dashboards.store import DashboardStore, read_shipped
 from lookout.ui.routes import ui_routes
 
 log = logging.getLogger("lookout")
@@ -117,6 +119,7 @@ class Node:
         self.alerting = AlertingRuntime(cfg.alerting, self.data_dir / "state.db", self._rule_query,
                                         self._append_rule_series, selfmon_tenant=cfg.selfmon.tenant)
         self.registry.add_collector(self.alerting.collect)
+        self.dashboards = DashboardStore(self.data_dir / "state.db", read_shipped(cfg.selfmon.tenant))
         self._loop: asyncio.AbstractEventLoop | None = None
         self.ready = False
         self.listening: dict[str, str] = {}
@@ -224,6 +227,7 @@ class Node:
                   *LokiApi(self.logs, self.logql, self.resolve_tenant,
                            max_query_range_ns=int(self.cfg.logs.max_query_range * 1e9),
                            max_query_limit=self.cfg.logs.max_query_lines).routes(),
+                  *DashboardsApi(self.dashboards, self.resolve_tenant).routes(),
                   *ui_routes()]
         return Starlette(routes=routes)
 
@@ -307,6 +311,7 @@ class Node:
             log.error("drain did not finish within %.0fs; the log keeps the rest for the next start",
                       self.cfg.shutdown_timeout)
         self.pipelines.stop()
+        self.dashboards.close()
         self.wal.close()
         log.info("stopped")
 
