@@ -76,7 +76,9 @@ export async function api(path, options = {}) {
     try { data = JSON.parse(text); } catch { data = null; }
   }
   if (!resp.ok || (data && data.status === 'error')) {
-    let message = (data && (data.error || data.message)) || text.trim() || `${resp.status} ${resp.statusText}`;
+    // Prometheus/Loki: {error}; dashboards: {message}; Alertmanager v2: a bare JSON string.
+    let message = (typeof data === 'string' && data) || (data && (data.error || data.message))
+      || text.trim() || `${resp.status} ${resp.statusText}`;
     if (typeof message !== 'string') message = JSON.stringify(message);
     throw new ApiError(resp.status, message, errorPosition(message));
   }

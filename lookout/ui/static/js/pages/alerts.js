@@ -34,13 +34,8 @@ export function matchersFromText(text) {
   return out;
 }
 
-// The v2 API answers errors as a JSON string body; api() hands us its raw text.
 function serverWords(error) {
-  const msg = error && error.message ? error.message : String(error);
-  if (/^".*"$/s.test(msg)) {
-    try { return JSON.parse(msg); } catch { return msg; }
-  }
-  return msg;
+  return error && error.message ? error.message : String(error);
 }
 
 function labelKey(labels) {
