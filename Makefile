@@ -12,7 +12,7 @@ SYSDEPS := $(VENV)/.installed-system
 DEBS   := prometheus prometheus-alertmanager chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench screenshots clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || (apt-get update && apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV))
@@ -47,6 +47,12 @@ bench: $(TSTAMP) $(SYSDEPS)
 	$(PY) bench/bench_traces.py
 	$(PY) bench/bench_metrics.py
 	$(PY) bench/bench_logs.py
+
+# The README's screenshots, as the UI tests take them (run `make test` first).
+SHOTS := dashboard-service-overview trace-waterfall logs-explorer metrics-graph service-map alerts
+screenshots:
+	mkdir -p docs/screenshots
+	for s in $(SHOTS); do cp test-output/ui/$$s.png docs/screenshots/; done
 
 clean:
 	rm -rf $(VENV) lookout-data .pytest_cache

@@ -176,7 +176,7 @@ function plotOptions({ names, colors, width, height, unit, bars, stacked, hidden
       {
         ...axisStyle,
         values: (u, splits) => splits.map((v) => formatValue(v, unit)),
-        size: (u, values) => (values ? Math.max(...values.map((v) => v.length)) * 7 + 16 : 48),
+        size: (u, values) => (values ? Math.max(...values.map((v) => v.length)) * 8 + 24 : 48), // labels + ticks + gap
       },
     ],
     hooks,
