@@ -49,7 +49,7 @@ bench: $(TSTAMP) $(SYSDEPS)
 	$(PY) bench/bench_logs.py
 
 # The README's screenshots, as the UI tests take them (run `make test` first).
-SHOTS := dashboard-service-overview trace-waterfall logs-explorer metrics-graph service-map alerts
+SHOTS := dashboard-service-overview trace-waterfall logs-explorer metrics-graph-history service-map alerts
 screenshots:
 	mkdir -p docs/screenshots
 	for s in $(SHOTS); do cp test-output/ui/$$s.png docs/screenshots/; done

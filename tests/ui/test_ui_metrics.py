@@ -253,3 +253,32 @@ def test_bars_and_stacked_charts_render(page, ui_node):
     legend = page.locator("#chart-stacked").get_by_test_id("legend-item")
     expect(legend.last.locator(".legend-value")).to_have_text("2 B")
     expect(legend.first.locator(".legend-value")).to_have_text("1 B")
+
+
+def test_an_hour_of_history_draws_a_rate_per_route(shop, page):
+    """An hour of a counter (remote write, 15 s scrapes, three routes at different rates):
+    rate() by route draws three lines whose legend values are the routes' rates."""
+    import numpy as np
+
+    from lookout.metrics.remote_write import encode_write_request
+
+    now_ms = int(time.time() * 1000)
+    t = np.arange(now_ms - 3_600_000, now_ms, 15_000, dtype=np.int64)
+    wave = 1 + 0.3 * np.sin(np.arange(len(t)) / 20)
+    rates = {"/checkout": 5.0, "/cart": 2.0, "/search": 1.0}
+    series = [({"__name__": "http_server_requests_total", "job": "shop", "route": route}, t,
+               np.cumsum(np.full(len(t), r * 15) * wave)) for route, r in rates.items()]
+    r = httpx.post(f"{shop.url}/api/v1/write", content=encode_write_request(series),
+                   headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"})
+    assert r.status_code == 204, r.text
+
+    _open(page, shop, "sum by (route) (rate(http_server_requests_total[5m]))", "&from=now-1h")
+    items = page.get_by_test_id("legend-item")
+    expect(items).to_have_count(3)
+    legend = {item.locator(".legend-name").inner_text(): float(item.locator(".legend-value").inner_text())
+              for item in items.all()}
+    assert set(legend) == {'{route="/checkout"}', '{route="/cart"}', '{route="/search"}'}
+    # the last 5 minutes' rate of each route, within the wave's swing
+    for route, rate in rates.items():
+        assert 0.7 * rate <= legend[f'{{route="{route}"}}'] <= 1.3 * rate
+    shot(page, "metrics-graph-history")
