@@ -4,7 +4,6 @@ that all arrive before the first collection still has an increase() and a rate()
 from __future__ import annotations
 
 import httpx
-from conftest import wait_for
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -14,6 +13,7 @@ from opentelemetry.trace import SpanKind
 from lookout.metrics.generated import encode_generated
 from lookout.metrics.remote_write import decode_write_request
 from lookout.pipeline.series import SeriesSample
+from tests.conftest import wait_for
 
 
 def test_new_series_get_a_zero_at_the_previous_collection():

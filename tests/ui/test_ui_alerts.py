@@ -10,10 +10,10 @@ from urllib.parse import unquote
 
 import httpx
 import pytest
-from conftest import shot
 from playwright.sync_api import expect
 
 from lookout.devserver import LookoutProcess
+from tests.ui.uikit import shot
 
 RULES = """
 groups:

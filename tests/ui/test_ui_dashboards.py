@@ -8,8 +8,9 @@ import json
 import re
 
 import httpx
-from conftest import shot
 from playwright.sync_api import expect
+
+from tests.ui.uikit import shot
 
 SHOP_RATE = "sum by (status) (rate(shop_orders_total[5m]))"
 

@@ -10,8 +10,9 @@ import urllib.parse
 import uuid
 
 import httpx
-from conftest import shot
 from playwright.sync_api import expect
+
+from tests.ui.uikit import shot
 
 DECLINED = '{service_name="payments"} |= "declined"'
 BIG = 10_000

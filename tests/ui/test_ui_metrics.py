@@ -8,8 +8,9 @@ import time
 from urllib.parse import parse_qs, quote, urlparse
 
 import httpx
-from conftest import shot
 from playwright.sync_api import expect
+
+from tests.ui.uikit import shot
 
 ORDERS_BY_STATUS = "sum by (status) (shop_orders_total)"
 P90_PAYMENTS = 'histogram_quantile(0.9, sum by (le) (traces_spanmetrics_latency_bucket{service="payments"}))'

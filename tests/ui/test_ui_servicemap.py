@@ -10,8 +10,9 @@ import time
 from urllib.parse import unquote
 
 import httpx
-from conftest import shot
 from playwright.sync_api import expect
+
+from tests.ui.uikit import shot
 
 EDGE_TOTALS = 'sum by (client, server) (traces_service_graph_request_total)'
 EDGE_FAILED = 'sum by (client, server) (traces_service_graph_request_failed_total)'

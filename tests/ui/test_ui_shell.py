@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from conftest import shot
 
 from lookout.ui.routes import STATIC_DIR
+from tests.ui.uikit import shot
 
 
 def test_static_assets_and_spa_fallback(ui_node):

@@ -10,8 +10,9 @@ import time
 
 import httpx
 import pytest
-from conftest import shot
 from playwright.sync_api import expect
+
+from tests.ui.uikit import shot
 
 ERROR_QUERY = '{ resource.service.name = "payments" && status = error }'
 # GET /checkout > POST checkout > POST /api/checkout > [SELECT orders, POST charge > charge]
