@@ -16,12 +16,13 @@ handlers, both small and infrequent; WAL lets readers proceed while a write comm
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from lookout.storage.statedb import open_state_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alert_state (
@@ -51,13 +52,8 @@ class AlertState:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_state_db(self.path, _SCHEMA)
 
     def close(self) -> None:
         with self._lock:

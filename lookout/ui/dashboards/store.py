@@ -16,7 +16,6 @@ saves are rare and small, and a save checks and writes in one transaction.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lookout.storage.statedb import open_state_db
 from lookout.ui.dashboards.model import normalize
 
 SHIPPED_DIR = Path(__file__).parent / "shipped"
@@ -93,14 +93,9 @@ class DashboardStore:
 
     def __init__(self, path: str | Path, shipped: dict[str, dict] | None = None) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.shipped = shipped if shipped is not None else read_shipped()
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_state_db(self.path, _SCHEMA)
 
     def close(self) -> None:
         with self._lock:
