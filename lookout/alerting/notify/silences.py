@@ -17,7 +17,6 @@ All methods are synchronous and fast (one indexed row); the API calls them direc
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 import uuid
@@ -26,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lookout.alerting.matchers import Matcher, matches_all
+from lookout.storage.statedb import open_state_db
 
 __all__ = ["Silence", "SilenceError", "SilenceNotFound", "Silences"]
 
@@ -88,6 +88,12 @@ def _validate(s: Silence) -> None:
         raise SilenceError("end time must not be before start time")
 
 
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, matchers TEXT NOT NULL, starts_at REAL NOT NULL,
+    ends_at REAL NOT NULL, updated_at REAL NOT NULL, created_by TEXT NOT NULL, comment TEXT NOT NULL);
+"""
+
+
 class Silences:
     """The silence store. ``mutes(labels)`` is what the dispatcher and API ask on every alert."""
 
@@ -96,12 +102,7 @@ class Silences:
         self._clock = clock
         self.retention = retention
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, matchers TEXT NOT NULL, "
-            "starts_at REAL NOT NULL, ends_at REAL NOT NULL, updated_at REAL NOT NULL, "
-            "created_by TEXT NOT NULL, comment TEXT NOT NULL)")
+        self._db = open_state_db(db_path, _SCHEMA)
         self._cache: dict[str, Silence] = {}
         for row in self._db.execute("SELECT id, matchers, starts_at, ends_at, updated_at, created_by, comment "
                                     "FROM silences"):
