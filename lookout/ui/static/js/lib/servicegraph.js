@@ -2,7 +2,10 @@
 // span metrics over a time range, the graph built from those results (services, databases
 // and uninstrumented peers as nodes; client -> server calls as edges with their rate, error
 // rate and p95), and a layered left-to-right layout of it (longest-path layers, cycles
-// broken, a barycenter pass to uncross edges). Pure functions: no DOM, easy to test.
+// broken, a barycenter pass to uncross edges). No DOM: loadServiceGraph fetches, the rest is pure.
+
+import { api } from './api.js';
+import { formatDuration, resolveRange } from './time.js';
 
 export const REQUEST_TOTAL = 'traces_service_graph_request_total';
 export const REQUEST_FAILED = 'traces_service_graph_request_failed_total';
@@ -12,9 +15,9 @@ export const LATENCY_BUCKET = 'traces_spanmetrics_latency_bucket';
 export const ENTRY_KINDS = 'span_kind=~"SPAN_KIND_SERVER|SPAN_KIND_CONSUMER"';
 export const ERROR_STATUS = 'status_code="STATUS_CODE_ERROR"';
 
-// How much a counter grew over the window ending at the evaluation time. increase() alone
-// misses a series born inside the window (its first sample is its whole count: Lookout's
-// generated counters start without a leading 0), so such series count with their value.
+// How much a counter grew over the window ending at the evaluation time. A series born inside
+// the window counts with its whole value (exact; increase() would extrapolate past its birth,
+// and data written before generated counters got their leading 0 has no increase at all).
 export function windowIncrease(selector, range) {
   return `((increase(${selector}[${range}]) and ${selector} offset ${range}) or ${selector})`;
 }
@@ -264,4 +267,33 @@ export function edgePath(from, to, w, h) {
   const [x1, y1, x2, y2] = [from.x + w / 2 + 12, from.y + h, to.x + w / 2 - 12, to.y + h];
   const dip = Math.max(y1, y2) + 50 + Math.abs(x1 - x2) / 6;
   return { d: `M${x1},${y1} C${x1},${dip} ${x2},${dip} ${x2},${y2}`, labelX: (x1 + x2) / 2, labelY: 0.75 * dip + 0.125 * (y1 + y2) };
+}
+
+// ---- formatting and loading (shared by the map and the service pages) --------------------
+
+export function formatRate(r) {
+  if (!r) return '0 req/s';
+  return `${r >= 100 ? Math.round(r) : +r.toPrecision(3)} req/s`;
+}
+
+export function formatPercent(ratio) {
+  if (!ratio) return '0%';
+  return `${+(ratio * 100).toPrecision(3)}%`;
+}
+
+export function formatLatency(seconds) {
+  return seconds === null || seconds === undefined ? '' : formatDuration(seconds * 1000);
+}
+
+// Runs the map's instant queries at the end of the range over the whole range.
+export async function loadServiceGraph(from, to, signal) {
+  const { start, end } = resolveRange(from, to);
+  const seconds = Math.max(1, Math.round((end - start) / 1000));
+  const queries = serviceGraphQueries(`${seconds}s`);
+  const names = Object.keys(queries);
+  const results = await Promise.all(names.map((k) => api('/api/v1/query', {
+    params: { query: queries[k], time: end / 1000 }, signal,
+  })));
+  const byName = Object.fromEntries(names.map((k, i) => [k, results[i].data.result]));
+  return buildGraph(byName, seconds);
 }

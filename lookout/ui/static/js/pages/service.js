@@ -7,12 +7,12 @@ import { api } from '../lib/api.js';
 import { Link, setQueryParams } from '../lib/router.js';
 import { autoStep, DEFAULT_FROM, DEFAULT_TO, resolveRange } from '../lib/time.js';
 import {
-  CALLS_TOTAL, ENTRY_KINDS, ERROR_STATUS, LATENCY_BUCKET, selector, windowIncrease, windowRate,
+  CALLS_TOTAL, ENTRY_KINDS, ERROR_STATUS, LATENCY_BUCKET, formatLatency, formatPercent, formatRate,
+  loadServiceGraph, selector, windowIncrease, windowRate,
 } from '../lib/servicegraph.js';
 import { TimeSeriesChart, promMatrixToSeries } from '../components/chart.js';
 import { TimeRangePicker } from '../components/timerange.js';
 import { TraceList } from '../components/tracelist.js';
-import { formatLatency, formatPercent, formatRate, loadServiceGraph } from './servicemap.js';
 
 const TRACE_LIMIT = 20;
 const KIND_NAMES = {

@@ -4,10 +4,11 @@
 // edge its rate, error % and p95 latency, red when calls failed. Hovering a service lights up
 // its calls; clicking it opens the service's page. Wheel zooms, dragging pans.
 import { html, useEffect, useLayoutEffect, useMemo, useRef, useState } from '../preact.js';
-import { api } from '../lib/api.js';
 import { Link, navigate, setQueryParams } from '../lib/router.js';
-import { DEFAULT_FROM, DEFAULT_TO, formatDuration, resolveRange } from '../lib/time.js';
-import { buildGraph, edgePath, layoutGraph, serviceGraphQueries } from '../lib/servicegraph.js';
+import { DEFAULT_FROM, DEFAULT_TO } from '../lib/time.js';
+import {
+  edgePath, formatLatency, formatPercent, formatRate, layoutGraph, loadServiceGraph,
+} from '../lib/servicegraph.js';
 import { TimeRangePicker } from '../components/timerange.js';
 
 export const EMPTY_TEXT = 'No service-graph data in this time range — enable the servicegraph processor in '
@@ -16,36 +17,9 @@ const KIND_LABEL = { database: 'database', external: 'not instrumented', user: '
 const MIN_HEIGHT = 260;
 const MAX_HEIGHT = 640;
 
-export function formatRate(r) {
-  if (!r) return '0 req/s';
-  return `${r >= 100 ? Math.round(r) : +r.toPrecision(3)} req/s`;
-}
-
-export function formatPercent(ratio) {
-  if (!ratio) return '0%';
-  return `${+(ratio * 100).toPrecision(3)}%`;
-}
-
-export function formatLatency(seconds) {
-  return seconds === null || seconds === undefined ? '' : formatDuration(seconds * 1000);
-}
-
 export function healthClass(errorRate) {
   if (!errorRate) return 'ok';
   return errorRate >= 0.05 ? 'bad' : 'warn';
-}
-
-// Runs the map's instant queries at the end of the range over the whole range.
-export async function loadServiceGraph(from, to, signal) {
-  const { start, end } = resolveRange(from, to);
-  const seconds = Math.max(1, Math.round((end - start) / 1000));
-  const queries = serviceGraphQueries(`${seconds}s`);
-  const names = Object.keys(queries);
-  const results = await Promise.all(names.map((k) => api('/api/v1/query', {
-    params: { query: queries[k], time: end / 1000 }, signal,
-  })));
-  const byName = Object.fromEntries(names.map((k, i) => [k, results[i].data.result]));
-  return buildGraph(byName, seconds);
 }
 
 function useServiceGraph(from, to, reloadKey) {
