@@ -8,6 +8,7 @@
 // Props: trace (from lib/otlp.js parseTrace), selectedId (span id or ''), onSelect(spanId|'').
 import { html, useEffect, useMemo, useState } from '../preact.js';
 import { api } from '../lib/api.js';
+import { useAsync } from '../lib/useasync.js';
 import { Link } from '../lib/router.js';
 import { formatTime } from '../lib/time.js';
 import { criticalPath, formatAttrValue, formatNanos, serviceColor, visibleSpans } from '../lib/otlp.js';
@@ -242,12 +243,13 @@ export function streamsToLogLines(result) {
 const LEVEL_CLASS = { error: 'sev-error', fatal: 'sev-fatal', critical: 'sev-critical', warn: 'sev-warn', warning: 'sev-warn', info: 'sev-info', debug: 'sev-debug', trace: 'sev-trace' };
 
 // A short list of log lines, each time shown as an offset from `zeroNs` (BigInt).
+// state: useAsync's {data: lines, error} for the lines of a span or a trace.
 export function LogPreview({ state, zeroNs, testid }) {
-  if (state.error) return html`<div class="error-box">${state.error}</div>`;
-  if (!state.lines) return html`<p class="muted">Loading logs…</p>`;
-  if (!state.lines.length) return html`<p class="empty">No logs for this ${testid === 'span-logs' ? 'span' : 'trace'}.</p>`;
+  if (state.error) return html`<div class="error-box">${state.error.message}</div>`;
+  if (!state.data) return html`<p class="muted">Loading logs…</p>`;
+  if (!state.data.length) return html`<p class="empty">No logs for this ${testid === 'span-logs' ? 'span' : 'trace'}.</p>`;
   return html`<ul class="log-preview" data-testid=${testid}>
-    ${state.lines.map((l) => html`<li class="mono">
+    ${state.data.map((l) => html`<li class="mono">
       <span class="muted">${l.ts >= zeroNs ? '+' : '-'}${formatNanos(Math.abs(Number(l.ts - zeroNs)))}</span>
       ${l.level && html` <span class=${`log-level ${LEVEL_CLASS[l.level] || 'sev-unknown'}`}>${l.level.toUpperCase()}</span>`}
       ${l.service && html` <span class="muted">${l.service}</span>`}
@@ -264,19 +266,14 @@ function spanLogsQuery(span) {
 }
 
 function useSpanLogs(span) {
-  const [state, setState] = useState({ lines: null, error: null });
-  useEffect(() => {
-    const ctl = new AbortController();
+  return useAsync((signal) => {
     const start = span.startNs - 1000000000n;
     const end = span.startNs + BigInt(span.duration) + 5000000000n;
-    api('/loki/api/v1/query_range', {
+    return api('/loki/api/v1/query_range', {
       params: { query: spanLogsQuery(span), start: String(start), end: String(end), limit: 100, direction: 'forward' },
-      signal: ctl.signal,
-    }).then((r) => setState({ lines: streamsToLogLines(r.data && r.data.result), error: null }))
-      .catch((e) => e.name !== 'AbortError' && setState({ lines: null, error: e.message }));
-    return () => ctl.abort();
+      signal,
+    }).then((r) => streamsToLogLines(r.data && r.data.result));
   }, [span]);
-  return state;
 }
 
 function SpanDetails({ span, trace, onClose }) {

@@ -2,8 +2,9 @@
 // the silences that mute notifications (Alertmanager's v2 API) and the notifier's status.
 // The tab, the "new silence" form and its pre-filled matchers live in the URL, so "silence
 // this alert" is a link like Alertmanager's own UI gives.
-import { html, useCallback, useEffect, useMemo, useState } from '../preact.js';
+import { html, useEffect, useMemo, useState } from '../preact.js';
 import { api } from '../lib/api.js';
+import { useAsync } from '../lib/useasync.js';
 import { Link, navigate, setQueryParams } from '../lib/router.js';
 import { formatDuration, formatTime, parseDuration, parseTimeExpr } from '../lib/time.js';
 
@@ -57,17 +58,6 @@ function LabelChips({ labels, skip = [] }) {
   const entries = Object.entries(labels || {}).filter(([k]) => !skip.includes(k));
   if (!entries.length) return null;
   return html`<span class="label-chips">${entries.map(([k, v]) => html`<span class="chip" key=${k}>${k}=${v}</span>`)}</span>`;
-}
-
-function useLoader(load, deps) {
-  const [state, setState] = useState({ loading: true, data: null, error: null });
-  const reload = useCallback(() => {
-    setState((s) => ({ ...s, loading: true }));
-    load().then((data) => setState({ loading: false, data, error: null }),
-      (error) => setState({ loading: false, data: null, error }));
-  }, deps);
-  useEffect(reload, [reload]);
-  return [state, reload];
 }
 
 // ---- Alerts tab --------------------------------------------------------------------------------
@@ -129,7 +119,7 @@ function AlertRule({ rule, silencedBy }) {
 }
 
 function AlertsTab({ loc }) {
-  const [{ loading, data, error }, reload] = useLoader(loadAlerts, []);
+  const { loading, data, error, reload } = useAsync(loadAlerts, []);
   useEffect(() => {
     const t = setInterval(reload, 15000);
     return () => clearInterval(t);
@@ -195,7 +185,7 @@ function SilenceRow({ silence, onExpire, busy }) {
 }
 
 function SilencesList({ loc }) {
-  const [{ data, error }, reload] = useLoader(() => api('/api/v2/silences'), []);
+  const { data, error, reload } = useAsync((signal) => api('/api/v2/silences', { signal }), []);
   const [actionError, setActionError] = useState(null);
   const [busy, setBusy] = useState(false);
   const created = loc.query.get('created');
@@ -347,7 +337,7 @@ function SilenceForm({ loc }) {
 // ---- Status tab --------------------------------------------------------------------------------
 
 function StatusTab() {
-  const [{ data, error }] = useLoader(() => Promise.all([api('/api/v2/status'), api('/api/v2/receivers')]), []);
+  const { data, error } = useAsync((signal) => Promise.all([api('/api/v2/status', { signal }), api('/api/v2/receivers', { signal })]), []);
   if (error) return html`<div class="error-box">${error.status === 404
     ? 'Alerting is not enabled on this node.' : `Cannot load the notifier status: ${serverWords(error)}`}</div>`;
   if (!data) return html`<p class="empty">Loading…</p>`;

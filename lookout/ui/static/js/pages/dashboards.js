@@ -3,20 +3,8 @@
 // dashboard JSON (pasted or from a .json file) that reports what could not be carried over.
 import { html, useEffect, useState } from '../preact.js';
 import { api } from '../lib/api.js';
+import { useAsync } from '../lib/useasync.js';
 import { Link, navigate, setQueryParams } from '../lib/router.js';
-
-function useDashboards(query, tag) {
-  const [state, setState] = useState({ loading: true, error: null, dashboards: [] });
-  const [reloads, setReloads] = useState(0);
-  useEffect(() => {
-    const ctl = new AbortController();
-    api('/lookout/api/v1/dashboards', { params: { query, tag }, signal: ctl.signal })
-      .then((r) => setState({ loading: false, error: null, dashboards: r.dashboards || [] }))
-      .catch((error) => error.name !== 'AbortError' && setState({ loading: false, error, dashboards: [] }));
-    return () => ctl.abort();
-  }, [query, tag, reloads]);
-  return { ...state, reload: () => setReloads((n) => n + 1) };
-}
 
 // Shipped first, then by title: the ones everybody has lead.
 export function sortDashboards(list) {
@@ -111,7 +99,10 @@ export function DashboardsPage({ loc }) {
   const tag = loc.query.get('tag') || '';
   const [search, setSearch] = useState(query);
   const [importing, setImporting] = useState(loc.query.get('import') === '1');
-  const { loading, error, dashboards, reload } = useDashboards(query, tag);
+  const { loading, error, data, reload } = useAsync(
+    (signal) => api('/lookout/api/v1/dashboards', { params: { query, tag }, signal }).then((r) => r.dashboards || []),
+    [query, tag]);
+  const dashboards = data || [];
   useEffect(() => {
     const t = setTimeout(() => setQueryParams({ query: search.trim() }), 250);
     return () => clearTimeout(t);

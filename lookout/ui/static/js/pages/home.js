@@ -1,7 +1,8 @@
 // The landing page at /ui/: where to go next — the explorers, the dashboards (shipped
 // first) and how many alerts are firing right now.
-import { html, useEffect, useState } from '../preact.js';
+import { html } from '../preact.js';
 import { api } from '../lib/api.js';
+import { useAsync } from '../lib/useasync.js';
 import { Link } from '../lib/router.js';
 import { sortDashboards } from './dashboards.js';
 
@@ -14,40 +15,28 @@ const EXPLORERS = [
   ['/ui/alerts', 'Alerts', 'Rules, firing alerts and silences.'],
 ];
 
-function useAlertsSummary() {
-  const [state, setState] = useState({ loading: true, error: null, firing: 0, pending: 0 });
-  useEffect(() => {
-    api('/api/v1/alerts')
-      .then((r) => {
-        const alerts = r.data?.alerts || [];
-        setState({ loading: false, error: null, firing: alerts.filter((a) => a.state === 'firing').length,
-          pending: alerts.filter((a) => a.state === 'pending').length });
-      })
-      .catch((error) => setState({ loading: false, error, firing: 0, pending: 0 }));
-  }, []);
-  return state;
-}
-
 function AlertsCard() {
-  const a = useAlertsSummary();
+  const a = useAsync((signal) => api('/api/v1/alerts', { signal }).then((r) => {
+    const alerts = r.data?.alerts || [];
+    return { firing: alerts.filter((x) => x.state === 'firing').length,
+      pending: alerts.filter((x) => x.state === 'pending').length };
+  }), []);
   let body;
   if (a.loading) body = html`<span class="muted">…</span>`;
   else if (a.error) body = html`<span class="error">Cannot read alerts: ${a.error.message}</span>`;
   else {
-    body = html`<span class=${`home-alert-count ${a.firing ? 'firing' : 'ok'}`} data-testid="firing-count">${a.firing}</span>
-      <span>${a.firing === 1 ? 'alert firing' : 'alerts firing'}${a.pending ? `, ${a.pending} pending` : ''}</span>`;
+    const { firing, pending } = a.data;
+    body = html`<span class=${`home-alert-count ${firing ? 'firing' : 'ok'}`} data-testid="firing-count">${firing}</span>
+      <span>${firing === 1 ? 'alert firing' : 'alerts firing'}${pending ? `, ${pending} pending` : ''}</span>`;
   }
   return html`<${Link} href="/ui/alerts" class="home-card home-alerts" data-testid="home-alerts">
     <div class="home-card-title">Alerts</div><div class="home-alerts-body">${body}</div><//>`;
 }
 
 function DashboardsCard() {
-  const [state, setState] = useState({ loading: true, error: null, dashboards: [] });
-  useEffect(() => {
-    api('/lookout/api/v1/dashboards')
-      .then((r) => setState({ loading: false, error: null, dashboards: sortDashboards(r.dashboards || []) }))
-      .catch((error) => setState({ loading: false, error, dashboards: [] }));
-  }, []);
+  const list = useAsync((signal) => api('/lookout/api/v1/dashboards', { signal })
+    .then((r) => sortDashboards(r.dashboards || [])), []);
+  const state = { ...list, dashboards: list.data || [] };
   return html`<section class="panel home-dashboards" data-testid="home-dashboards">
     <div class="panel-title">Dashboards<span class="spacer"></span><${Link} href="/ui/d/new">New dashboard<//></div>
     ${state.error ? html`<div class="error-box">Cannot list dashboards: ${state.error.message}</div>`

@@ -2,8 +2,9 @@
 // rate by operation, error rate, latency percentiles), its operations, who calls it and what
 // it calls (from the service graph), and its recent and failing traces, with links to its
 // logs, traces and metrics in the explorers — the page an alert about a service leads to.
-import { html, useEffect, useState } from '../preact.js';
+import { html } from '../preact.js';
 import { api } from '../lib/api.js';
+import { useAsync } from '../lib/useasync.js';
 import { Link, setQueryParams } from '../lib/router.js';
 import { autoStep, DEFAULT_FROM, DEFAULT_TO, resolveRange } from '../lib/time.js';
 import {
@@ -21,18 +22,6 @@ const KIND_NAMES = {
 };
 
 // Runs fn(signal) whenever deps change: {loading, data, error}.
-function useAsync(fn, deps) {
-  const [state, setState] = useState({ loading: true, data: null, error: null });
-  useEffect(() => {
-    const ctl = new AbortController();
-    setState((s) => ({ ...s, loading: true }));
-    fn(ctl.signal).then((data) => setState({ loading: false, data, error: null }),
-      (error) => error.name !== 'AbortError' && setState({ loading: false, data: null, error }));
-    return () => ctl.abort();
-  }, deps);
-  return state;
-}
-
 const instant = (query, time, signal) => api('/api/v1/query', { params: { query, time }, signal })
   .then((r) => r.data.result);
 

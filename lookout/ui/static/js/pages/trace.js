@@ -3,6 +3,7 @@
 // is in the URL (?span=<id>) so a link can point at it.
 import { html, useEffect, useMemo, useState } from '../preact.js';
 import { api } from '../lib/api.js';
+import { useAsync } from '../lib/useasync.js';
 import { Link, setQueryParams } from '../lib/router.js';
 import { formatTime } from '../lib/time.js';
 import { formatNanos, parseTrace, serviceColor } from '../lib/otlp.js';
@@ -24,18 +25,6 @@ function useTrace(traceId) {
         if (e.name === 'AbortError') return;
         setState({ trace: null, error: e.message, notFound: e.status === 404 });
       });
-    return () => ctl.abort();
-  }, [traceId]);
-  return state;
-}
-
-function useTraceLogs(traceId) {
-  const [state, setState] = useState({ lines: null, error: null });
-  useEffect(() => {
-    const ctl = new AbortController();
-    api(`/lookout/api/v1/traces/${encodeURIComponent(traceId)}/logs`, { params: { limit: TRACE_LOG_LIMIT }, signal: ctl.signal })
-      .then((r) => setState({ lines: streamsToLogLines(r.data && r.data.result), error: null }))
-      .catch((e) => e.name !== 'AbortError' && setState({ lines: null, error: e.message }));
     return () => ctl.abort();
   }, [traceId]);
   return state;
@@ -68,12 +57,13 @@ function Summary({ trace }) {
 }
 
 function TraceLogs({ trace }) {
-  const logs = useTraceLogs(trace.traceId);
+  const logs = useAsync((signal) => api(`/lookout/api/v1/traces/${encodeURIComponent(trace.traceId)}/logs`,
+    { params: { limit: TRACE_LOG_LIMIT }, signal }).then((r) => streamsToLogLines(r.data && r.data.result)), [trace.traceId]);
   const startMs = Number(trace.startNs / 1000000n);
   const query = `{service_name=~".+"} | trace_id="${trace.traceId}"`;
   return html`<div class="panel trace-logs">
     <div class="panel-title">Logs for this trace
-      ${logs.lines && html`<span class="badge">${logs.lines.length}${logs.lines.length >= TRACE_LOG_LIMIT ? '+' : ''}</span>`}
+      ${logs.data && html`<span class="badge">${logs.data.length}${logs.data.length >= TRACE_LOG_LIMIT ? '+' : ''}</span>`}
       <${Link} class="small-link" data-testid="trace-logs-link"
         href=${explorerHref('/ui/logs', query, startMs + trace.duration / 2e6, 60e3 + trace.duration / 2e6)}>open in Logs<//>
     </div>
