@@ -41,6 +41,11 @@ export function resolveRange(from, to, now = Date.now()) {
   return { start, end };
 }
 
+// Epoch ms -> the nanosecond string Loki and Tempo take (exact: no float has 19 digits).
+export function msToNs(ms) {
+  return `${Math.round(ms)}000000`;
+}
+
 // A step (seconds) giving about `points` points over the range, rounded to a friendly value.
 export function autoStep(startMs, endMs, points = 250) {
   const raw = Math.max(1, (endMs - startMs) / 1000 / points);

@@ -5,7 +5,7 @@
 import { html, useEffect, useRef, useState } from '../preact.js';
 import { api, ApiError, getTenant } from '../lib/api.js';
 import { setQueryParams } from '../lib/router.js';
-import { autoStep, DEFAULT_FROM, DEFAULT_TO, resolveRange } from '../lib/time.js';
+import { autoStep, DEFAULT_FROM, DEFAULT_TO, msToNs, resolveRange } from '../lib/time.js';
 import { logqlCompleter } from '../lib/completers.js';
 import { QueryEditor } from '../components/queryeditor.js';
 import { TimeRangePicker } from '../components/timerange.js';
@@ -17,7 +17,6 @@ const DEFAULT_LIMIT = 1000;
 const LIVE_BUFFER = 10000; // lines kept while tailing, newest first
 const LEVEL_LABELS = ['detected_level', 'level', 'severity_text', 'severity'];
 
-const ns = (ms) => `${Math.round(ms)}000000`;
 const isLogQuery = (q) => /^\s*\{/.test(q);
 const plural = (n, what) => `${n.toLocaleString('en-US')} ${what}${n === 1 ? '' : 's'}`;
 
@@ -41,7 +40,7 @@ function LabelBrowser({ range, onRun }) {
   const [open, setOpen] = useState(null); // the label whose values are shown
   const [chosen, setChosen] = useState({});
   const [error, setError] = useState(null);
-  const params = range && { start: ns(range.start), end: ns(range.end) };
+  const params = range && { start: msToNs(range.start), end: msToNs(range.end) };
 
   useEffect(() => {
     api('/loki/api/v1/labels', { params }).then((r) => setNames(r.data || []), (e) => setError(e.message));
@@ -109,7 +108,7 @@ async function fetchVolume(query, range, signal) {
   const step = autoStep(range.start, range.end, 120);
   const q = `sum by (${LEVEL_LABELS.join(', ')}) (count_over_time(${query} [${step}s]))`;
   const r = await api('/loki/api/v1/query_range', {
-    params: { query: q, start: ns(range.start), end: ns(range.end), step }, signal,
+    params: { query: q, start: msToNs(range.start), end: msToNs(range.end), step }, signal,
   });
   return volumeSeries(r.data.result || []);
 }
@@ -198,7 +197,7 @@ function useLiveTail(query, running, paused, indexLabels) {
 
 async function indexLabelNames(range, signal) {
   try {
-    const r = await api('/loki/api/v1/labels', { params: { start: ns(range.start), end: ns(range.end) }, signal });
+    const r = await api('/loki/api/v1/labels', { params: { start: msToNs(range.start), end: msToNs(range.end) }, signal });
     return new Set(r.data || []);
   } catch (e) {
     if (e.name === 'AbortError') throw e;
@@ -210,7 +209,7 @@ async function runQuery({ query, range, limit, direction }, signal) {
   const step = autoStep(range.start, range.end, 250);
   const [r, indexLabels] = await Promise.all([
     api('/loki/api/v1/query_range', {
-      params: { query, start: ns(range.start), end: ns(range.end), limit, direction, step }, signal,
+      params: { query, start: msToNs(range.start), end: msToNs(range.end), limit, direction, step }, signal,
     }),
     indexLabelNames(range, signal),
   ]);

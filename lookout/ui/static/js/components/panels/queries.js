@@ -2,8 +2,7 @@
 // LogQL, Tempo search for TraceQL. Every failure is re-thrown with the query it came from, so
 // the panel can point a caret at the right place in the right query.
 import { api } from '../../lib/api.js';
-
-const ns = (ms) => `${Math.round(ms)}000000`;
+import { msToNs } from '../../lib/time.js';
 
 function tagged(error, target) {
   error.query = target.expr;
@@ -28,7 +27,7 @@ export async function eachTarget(targets, fn) {
 // streams for LogQL log queries).
 export async function rangeQuery(target, { range, step, tenant, signal, limit }) {
   if (target.lang === 'logql') {
-    const params = { query: target.expr, start: ns(range.start), end: ns(range.end), step: `${step}s`, limit, direction: 'backward' };
+    const params = { query: target.expr, start: msToNs(range.start), end: msToNs(range.end), step: `${step}s`, limit, direction: 'backward' };
     return (await api('/loki/api/v1/query_range', { params, tenant, signal })).data;
   }
   const params = { query: target.expr, start: range.start / 1000, end: range.end / 1000, step };
@@ -38,7 +37,7 @@ export async function rangeQuery(target, { range, step, tenant, signal, limit })
 // An instant query at the end of the range -> {resultType, result}.
 export async function instantQuery(target, { range, tenant, signal }) {
   if (target.lang === 'logql') {
-    const params = { query: target.expr, time: ns(range.end) };
+    const params = { query: target.expr, time: msToNs(range.end) };
     return (await api('/loki/api/v1/query', { params, tenant, signal })).data;
   }
   return (await api('/api/v1/query', { params: { query: target.expr, time: range.end / 1000 }, tenant, signal })).data;

@@ -2,6 +2,7 @@
 // Prometheus or Loki label APIs, like Grafana's label_values()), and which values are
 // selected (the URL's var-<name>=... first, then the dashboard's saved "current").
 import { api } from '../../lib/api.js';
+import { msToNs } from '../../lib/time.js';
 import { ALL, interpolate } from './interpolate.js';
 
 const LABEL_VALUES_RE = /^\s*label_values\s*\(\s*(?:(.+?)\s*,\s*)?([\w.]+)\s*\)\s*$/s;
@@ -48,7 +49,7 @@ async function promOptions(query, range, tenant) {
 async function lokiOptions(query, range, tenant) {
   const m = LABEL_VALUES_RE.exec(query);
   if (!m) throw new Error(`a LogQL variable query must be label_values(label) or label_values({selector}, label): ${query}`);
-  const params = { start: `${Math.floor(range.start)}000000`, end: `${Math.ceil(range.end)}000000`, query: m[1] || undefined };
+  const params = { start: msToNs(range.start), end: msToNs(range.end), query: m[1] || undefined };
   return (await api(`/loki/api/v1/label/${encodeURIComponent(m[2])}/values`, { params, tenant })).data || [];
 }
 
