@@ -49,7 +49,7 @@ def encode_generated(samples: Sequence[Any], t_ms: int, zero_ms: int | None = No
     t_new = np.array([zero_ms, t_ms], dtype=np.int64) if zero_ms is not None and zero_ms < t_ms else None
     series, exemplars = [], []
     for s in samples:
-        if t_new is not None and getattr(s, "new", False):
+        if t_new is not None and s.new:
             series.append((s.labels, t_new, np.array([0.0, s.value], dtype=np.float64)))
         else:
             series.append((s.labels, t, np.array([s.value], dtype=np.float64)))
@@ -59,12 +59,11 @@ def encode_generated(samples: Sequence[Any], t_ms: int, zero_ms: int | None = No
     return encode_write_request(series, _metadata(samples), exemplars)
 
 
-async def push_once(collect: Callable[[], dict[str, list[Any]]], receiver: Receiver,
+async def push_once(collect: Callable[[], dict[str, list[Any]]], receiver: Receiver, now_ms: int,
                     previous_ms: int | None = None) -> int:
-    """Collect every tenant's series and append them (new series start from a 0 at
-    ``previous_ms``, the time of the previous push); returns the samples sent."""
+    """Collect every tenant's series and append them at ``now_ms`` (new series start from a 0
+    at ``previous_ms``, the previous push's timestamp); returns the samples sent."""
     sent = 0
-    now_ms = int(time.time() * 1000)
     for tenant, samples in collect().items():
         if not samples:
             continue
@@ -91,7 +90,7 @@ async def run_generated_push(collect: Callable[[], dict[str, list[Any]]], receiv
             pass
         now_ms = int(time.time() * 1000)
         try:
-            await push_once(collect, receiver, previous_ms)
+            await push_once(collect, receiver, now_ms, previous_ms)
         except Exception:
             log.exception("pushing generated metrics failed")
         previous_ms = now_ms
