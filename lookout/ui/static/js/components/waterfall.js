@@ -12,6 +12,7 @@ import { useAsync } from '../lib/useasync.js';
 import { Link } from '../lib/router.js';
 import { formatTime } from '../lib/time.js';
 import { criticalPath, formatAttrValue, formatNanos, serviceColor, visibleSpans } from '../lib/otlp.js';
+import { lokiStreamsToLines } from './loglines.js';
 import { VirtualList } from './vlist.js';
 
 const ROW_HEIGHT = 26;
@@ -231,16 +232,11 @@ export function explorerHref(path, query, atMs, marginMs) {
 
 // Loki streams -> [{ts (BigInt ns), line, level, service}] oldest first.
 export function streamsToLogLines(result) {
-  const out = [];
-  for (const st of result || []) {
-    const labels = st.stream || {};
-    const level = (labels.severity_text || labels.level || labels.detected_level || '').toLowerCase();
-    for (const [ts, line] of st.values || []) out.push({ ts: BigInt(ts), line, level, service: labels.service_name || '' });
-  }
-  return out.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+  // read as the logs explorer reads a line (its level from labels, metadata or text)
+  return lokiStreamsToLines(result).reverse().map((e) => ({
+    ts: BigInt(e.ts), line: e.line, level: e.level === 'unknown' ? '' : e.level, service: e.labels.service_name || '',
+  }));
 }
-
-const LEVEL_CLASS = { error: 'sev-error', fatal: 'sev-fatal', critical: 'sev-critical', warn: 'sev-warn', warning: 'sev-warn', info: 'sev-info', debug: 'sev-debug', trace: 'sev-trace' };
 
 // A short list of log lines, each time shown as an offset from `zeroNs` (BigInt).
 // state: useAsync's {data: lines, error} for the lines of a span or a trace.
@@ -251,7 +247,7 @@ export function LogPreview({ state, zeroNs, testid }) {
   return html`<ul class="log-preview" data-testid=${testid}>
     ${state.data.map((l) => html`<li class="mono">
       <span class="muted">${l.ts >= zeroNs ? '+' : '-'}${formatNanos(Math.abs(Number(l.ts - zeroNs)))}</span>
-      ${l.level && html` <span class=${`log-level ${LEVEL_CLASS[l.level] || 'sev-unknown'}`}>${l.level.toUpperCase()}</span>`}
+      ${l.level && html` <span class=${`log-level sev-${l.level}`}>${l.level.toUpperCase()}</span>`}
       ${l.service && html` <span class="muted">${l.service}</span>`}
       <span class="log-line">${l.line}</span>
     </li>`)}
