@@ -47,6 +47,7 @@ from lookout.metrics.store import MetricsStore
 from lookout.pipeline.config import parse_pipelines
 from lookout.pipeline.consumer import LogConsumer
 from lookout.pipeline.runtime import Pipelines
+from lookout.selfmon.process import collect_process
 from lookout.selfmon.registry import Registry
 from lookout.selfmon.scrape import run_self_scrape
 from lookout.storage.blocks import BlockStore
@@ -126,6 +127,7 @@ class Node:
         self._stop = asyncio.Event()
         self._maintenance_stop = threading.Event()
         self.registry.add_collector(self._collect)
+        self.registry.add_collector(collect_process)
 
     def _register_formats(self) -> None:
         """Teach the receiver the non-OTLP push formats and the per-tenant limits."""

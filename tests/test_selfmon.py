@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import httpx
+import pytest
 
 from tests.conftest import metric_value, wait_for
 
@@ -37,3 +39,30 @@ def test_selfmon_can_be_switched_off(lookout_factory):
     assert metric_value(lookout.metrics(), "lookout_receiver_accepted_items_total") == 0
     r = httpx.get(f"{lookout.http}/api/v1/label/__name__/values", headers={"X-Scope-OrgID": "lookout"})
     assert r.json()["data"] == []
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def test_process_metrics_describe_the_server_process(lookout_factory):
+    """process_* as every Prometheus client exports them, read from the server's own /proc: its
+    resident memory and open files are the server process', not the test's."""
+    before = time.time()
+    lookout = lookout_factory({"selfmon": {"interval": "200ms", "tenant": "ops"}})
+    pid = lookout.proc.pid
+    text = lookout.metrics()
+    rss = metric_value(text, "process_resident_memory_bytes")
+    assert abs(rss - _status_kib(pid, "VmRSS") * 1024) < 0.25 * rss  # the server's RSS, not the test's
+    assert metric_value(text, "process_virtual_memory_bytes") >= rss
+    assert metric_value(text, "process_open_fds") == pytest.approx(len(os.listdir(f"/proc/{pid}/fd")), abs=8)
+    assert 0 < metric_value(text, "process_cpu_seconds_total") < 3600
+    started = metric_value(text, "process_start_time_seconds")
+    assert before - 2 <= started <= time.time()  # /proc's start time has clock-tick resolution
+    assert "# TYPE process_cpu_seconds_total counter" in text
+    # stored like every own metric: the self-monitoring dashboard's memory panel has data
+    got = wait_for(lambda: _query(lookout, 'process_resident_memory_bytes{job="lookout"}', "ops"), timeout=30)
+    assert float(got[0]["value"][1]) > 10 * 2**20

@@ -232,6 +232,7 @@ def test_self_monitoring_dashboard_has_data(shop, page):
     refresh_until_visible(page, panel(page, "Accepted items/s by signal").locator('[data-testid="legend-item"]'))
     expect(panel(page, "Disk used").get_by_test_id("stat-value")).to_contain_text("%")
     expect(panel(page, "Head size").locator('[data-testid="chart"] canvas')).to_have_count(1)
+    expect(panel(page, "Resident memory").locator('[data-testid="legend-item"]')).to_have_count(1)
     expect(page.get_by_test_id("panel-error")).to_have_count(0)
     shot(page, "dashboard-self-monitoring")
     # shipped means read-only: a copy keeps its tenant and can be changed
