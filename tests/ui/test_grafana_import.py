@@ -77,7 +77,7 @@ NODE_EXPORTER = {
          "refresh": 1, "regex": "", "sort": 1, "type": "query"},
         {"current": {"text": ["a", "b"], "value": ["a", "b"]}, "datasource": "${DS_PROMETHEUS}",
          "definition": "", "includeAll": True, "label": "Host", "multi": True, "name": "node", "options": [],
-         "query": "label_values(node_uname_info{job=\"$job\"}, instance)", "refresh": 1, "regex": "/(.*):.*/",
+         "query": "label_values(node_uname_info{job=\"$job\"}, instance)", "refresh": 2, "regex": "/(.*):.*/",
          "type": "query"},
         {"current": {"text": "eth0", "value": "eth0"}, "name": "nic", "type": "custom",
          "query": "eth0, eth1,lo", "options": [{"text": "eth0", "value": "eth0", "selected": True}]},
@@ -183,16 +183,25 @@ def test_node_exporter_variables():
     assert list(variables) == ["job", "node", "nic", "smoothing", "region", "filter"]
     assert variables["job"] == {"name": "job", "label": "Job", "type": "query", "lang": "promql",
                                      "query": "label_values(node_uname_info, job)", "options": [], "multi": False,
-                                     "includeAll": False, "current": None}
+                                     "includeAll": False, "current": None, "regex": "", "refresh": "load"}
     node = variables["node"]
-    assert (node["query"], node["multi"], node["includeAll"], node["current"]) == (
-        'label_values(node_uname_info{job="$job"}, instance)', True, True, ["a", "b"])
+    assert (node["query"], node["multi"], node["includeAll"], node["current"], node["regex"], node["refresh"]) == (
+        'label_values(node_uname_info{job="$job"}, instance)', True, True, ["a", "b"], "/(.*):.*/", "time")
     assert variables["nic"]["options"] == ["eth0", "eth1", "lo"] and variables["nic"]["current"] == "eth0"
     assert variables["smoothing"]["options"] == ["1m", "5m", "10m"]
     assert variables["region"]["current"] == "eu-west-1"
     assert any(w.startswith('variable "datasource" (type datasource) is not supported') for w in warnings)
     assert any(w.startswith('variable "Filters" (type adhoc) is not supported') for w in warnings)
-    assert any("regex filter /(.*):.*/ is not supported" in w for w in warnings)
+    assert not [w for w in warnings if "regex" in w]  # the browser applies Grafana's variable regex
+
+
+def test_a_malformed_variable_regex_is_dropped_with_a_warning():
+    dashboard = copy.deepcopy(NODE_EXPORTER)
+    dashboard["templating"]["list"][2]["regex"] = "/(.*):.*"
+    doc, warnings = convert(unwrap(dashboard))
+    node = next(v for v in normalize(doc)["variables"] if v["name"] == "node")
+    assert node["regex"] == ""
+    assert 'variable "node": the regex filter /(.*):.* is not /pattern/flags and was dropped' in warnings
 
 
 def test_loki_dashboard():

@@ -301,3 +301,58 @@ def test_variable_interpolation_rules(shop, page):
     assert got[0] == 'up{a="a.b", b=~"(x|y)", c=~"(p|q)", d=~".*"}'
     assert got[1] == "rate(x[1m]) 30s 3600s 3600 x,y $missing"
     assert got[2] == r'{job=~"(a\\.b|c\\|d)"}'
+
+
+REGEX_CASES = """
+return [
+  m.applyRegex(['host-1:9100', 'host-2:9100', 'db'], '/(.*):.*/'),
+  m.applyRegex(['ok', 'declined', 'okay'], 'ok'),
+  m.applyRegex(['a=1,b=2', 'c=3'], '/(?<value>[a-z])=/'),
+  m.applyRegex(['a=1,b=2', 'c=3'], '/([a-z])=/g'),
+  m.applyRegex(['Ok', 'OK', 'no'], '/^ok$/i'),
+  m.applyRegex(['x'], ''),
+];
+"""
+
+
+def test_variable_regex_rules(shop, page):
+    """Grafana's variable regex: first capture group, bare patterns match whole, named value
+    group, every match with g, flags, and no regex keeps the values."""
+    page.goto(f"{shop.url}/ui/dashboards")
+    got = page.evaluate("async () => { const m = await import('/ui/static/js/components/panels/variables.js');"
+                        + REGEX_CASES + "}")
+    assert got == [["host-1", "host-2"], ["ok"], ["a", "c"], ["a", "b", "c"], ["Ok", "OK"], ["x"]]
+
+
+def test_query_variables_refresh_on_load_or_on_time_range_change(shop, page):
+    """A query variable with refresh "time" lists its options again when the time range changes;
+    one with "load" keeps the options it listed when the dashboard opened. Both filter through
+    their regex."""
+    query = "label_values(shop_orders_total, status)"
+    stat = {"refId": "A", "lang": "promql", "expr": 'sum(shop_orders_total{status=~"$bytime"})'}
+    dashboard = {"title": "Variable refresh", "uid": "variable-refresh", "variables": [
+        {"name": "bytime", "type": "query", "query": query, "refresh": "time", "regex": "/^(?<value>d.*)$/"},
+        {"name": "byload", "type": "query", "query": query, "refresh": "load", "regex": "/(o)k/"}],
+        "panels": [{"id": 1, "title": "Orders", "type": "stat", "gridPos": {"x": 0, "y": 0, "w": 8, "h": 4},
+                    "targets": [stat]}]}
+    r = httpx.post(f"{shop.url}/lookout/api/v1/dashboards", json={"dashboard": dashboard})
+    assert r.status_code == 200, r.text
+    try:
+        page.goto(f"{shop.url}/ui/d/variable-refresh?from=now-1h&to=now")
+        expect(page.get_by_test_id("var-bytime").locator("option")).to_have_text(["declined"])
+        expect(page.get_by_test_id("var-byload").locator("option")).to_have_text(["o"])
+        # a range before any data: only the time-refreshed variable asks again (and has nothing)
+        page.get_by_test_id("timerange").click()
+        page.locator(".timerange-popup input[name=from]").fill("now-30d")
+        page.locator(".timerange-popup input[name=to]").fill("now-20d")
+        page.locator(".timerange-popup button[type=submit]").click()
+        page.wait_for_url("**from=now-30d**")
+        expect(page.get_by_test_id("var-bytime").locator("option")).to_have_count(0)
+        expect(page.get_by_test_id("var-byload").locator("option")).to_have_text(["o"])
+        # and back: the options return without a reload
+        page.get_by_test_id("timerange").click()
+        page.locator(".timerange-popup").get_by_text("Last 1h").click()
+        expect(page.get_by_test_id("var-bytime").locator("option")).to_have_text(["declined"])
+        shot(page, "dashboard-variable-refresh")
+    finally:
+        httpx.delete(f"{shop.url}/lookout/api/v1/dashboards/variable-refresh")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from lookout.ui.dashboards.model import GRID_COLUMNS, MAX_LIMIT, PANEL_LANGS, UID_RE
+from lookout.ui.dashboards.model import GRID_COLUMNS, JS_REGEX_RE, MAX_LIMIT, PANEL_LANGS, UID_RE
 
 PANEL_TYPES = {
     "timeseries": "timeseries", "graph": "timeseries",
@@ -395,9 +395,12 @@ def _variable(var: dict[str, Any], sources: _Datasources, warnings: list[str]) -
         if not query:
             warnings.append(f'variable "{name}" has no query and was skipped')
             return None
-        if var.get("regex"):
-            warnings.append(f'variable "{name}": the regex filter {var["regex"]} is not supported and was dropped')
-        return {**out, "lang": lang, "query": query, "options": []}
+        regex = var.get("regex") if isinstance(var.get("regex"), str) else ""
+        if regex.startswith("/") and not JS_REGEX_RE.match(regex):
+            warnings.append(f'variable "{name}": the regex filter {regex} is not /pattern/flags and was dropped')
+            regex = ""
+        refresh = "time" if var.get("refresh") == 2 else "load"  # 0 (never) lists again on load: none is saved
+        return {**out, "lang": lang, "query": query, "options": [], "regex": regex, "refresh": refresh}
     if vtype in ("custom", "interval"):
         options = [o.strip() for o in text.split(",") if o.strip()] if isinstance(text, str) else []
         return {**out, "query": text if isinstance(text, str) else "", "options": options}

@@ -18,6 +18,7 @@ PANEL_TYPES = ("timeseries", "stat", "table", "logs", "traces", "text")
 VARIABLE_TYPES = ("query", "custom", "constant", "textbox", "interval")
 QUERY_LANGS = ("promql", "logql", "traceql")
 VARIABLE_LANGS = ("promql", "logql")
+VARIABLE_REFRESH = ("load", "time")  # Grafana's refresh 1 (on dashboard load) and 2 (on time range change)
 UNITS = ("s", "ms", "bytes", "percent", "percentunit", "reqps", "short")
 REDUCERS = ("last", "mean", "max", "min", "sum")
 # Which query languages each panel type can show (a text panel has no queries).
@@ -37,10 +38,12 @@ UID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,40}$")
 _VARIABLE_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _REF_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,20}$")
 _REFRESH_RE = re.compile(r"^[1-9][0-9]*(ms|s|m|h|d)$")
+JS_REGEX_RE = re.compile(r"^/.*/[dgimsuy]*$", re.S)
 
 _DASHBOARD_KEYS = {"uid", "title", "description", "tags", "tenant", "time", "refresh", "variables", "panels",
                    "version"}
-_VARIABLE_KEYS = {"name", "label", "type", "lang", "query", "options", "multi", "includeAll", "current"}
+_VARIABLE_KEYS = {"name", "label", "type", "lang", "query", "options", "multi", "includeAll", "current", "regex",
+                  "refresh"}
 _PANEL_KEYS = {"id", "title", "type", "gridPos", "targets", "unit", "description", "options"}
 _TARGET_KEYS = {"refId", "lang", "expr", "legend"}
 
@@ -215,8 +218,20 @@ def _variables(items: list[Any]) -> list[dict[str, Any]]:
             "multi": _bool(f"{path}.multi", v.get("multi")),
             "includeAll": _bool(f"{path}.includeAll", v.get("includeAll")),
             "current": current,
+            "regex": _variable_regex(f"{path}.regex", v.get("regex")),
+            "refresh": _one_of(f"{path}.refresh", v.get("refresh") or "load", VARIABLE_REFRESH),
         })
     return out
+
+
+def _variable_regex(path: str, value: Any) -> str:
+    """Grafana's option filter: ``/pattern/flags`` (JavaScript syntax, applied by the browser) or a
+    bare pattern matched whole. Only the shape is checked here: Python cannot compile every
+    JavaScript regex, and the browser names a pattern it cannot compile next to the variable."""
+    regex = _string(path, value)
+    if regex.startswith("/") and not JS_REGEX_RE.match(regex):
+        raise _fail(path, f"expected /pattern/flags with flags from dgimsuy, got {_quote(regex)}")
+    return regex
 
 
 def _panels(items: list[Any]) -> list[dict[str, Any]]:

@@ -207,13 +207,16 @@ export function DashboardPage({ loc, params }) {
   const selections = urlSelections(loc.query);
   const selectionsKey = JSON.stringify(selections);
   const variablesKey = draft ? JSON.stringify(draft.variables) : '';
+  // variables that list their options again on a time range change (and on every refresh)
+  const timeKey = draft?.variables?.some((v) => v.type === 'query' && v.refresh === 'time') && rangeResult.range
+    ? `${rangeResult.range.start}-${rangeResult.range.end}` : '';
   useEffect(() => {
     if (!draft || !rangeResult.range) return undefined;
     let alive = true;
     resolveVariables(draft.variables, selections, rangeResult.range, tenant, optionsCache.current)
       .then((r) => alive && setResolved(r));
     return () => { alive = false; };
-  }, [variablesKey, selectionsKey, tenant, !!draft]);
+  }, [variablesKey, selectionsKey, tenant, !!draft, timeKey]);
 
   const dirty = !!draft && editing && JSON.stringify(draft) !== dash.savedJson;
   useLeaveGuard(dirty);

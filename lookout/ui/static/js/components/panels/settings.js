@@ -45,6 +45,12 @@ function VariableRow({ variable, onChange, onRemove, onMove }) {
         onChange=${(e) => set({ options: e.target.value.split(',').map((v) => v.trim()).filter(Boolean) })} /></label>`
       : html`<label class="field">${variable.type === 'query' ? 'Query: label_values(metric, label), label_values(label), metrics(regex), query_result(expr)' : 'Value'}
         <input class="mono" data-testid="variable-query" value=${variable.query || ''} onInput=${(e) => set({ query: e.target.value })} /></label>`}
+    ${variable.type === 'query' && html`<div class="field-row">
+      <label class="field">Regex <input class="mono" data-testid="variable-regex" placeholder="/(.*)/ keeps the first group"
+        value=${variable.regex || ''} onInput=${(e) => set({ regex: e.target.value })} /></label>
+      <label class="field">Refresh <select data-testid="variable-refresh" value=${variable.refresh || 'load'} onChange=${(e) => set({ refresh: e.target.value })}>
+        <option value="load">On dashboard load</option><option value="time">On time range change</option></select></label>
+    </div>`}
     ${(variable.type === 'query' || variable.type === 'custom') && html`<div class="field-row">
       <label class="check"><input type="checkbox" checked=${!!variable.multi} onChange=${(e) => set({ multi: e.target.checked })} /> Multi-value</label>
       <label class="check"><input type="checkbox" checked=${!!variable.includeAll} onChange=${(e) => set({ includeAll: e.target.checked })} /> Include All</label>
@@ -62,7 +68,7 @@ export function VariablesEditor({ variables, onChange }) {
     [next[i], next[j]] = [next[j], next[i]];
     onChange(next);
   };
-  const add = () => onChange([...list, { name: `var${list.length + 1}`, label: '', type: 'query', lang: 'promql', query: '', options: [], multi: false, includeAll: false, current: null }]);
+  const add = () => onChange([...list, { name: `var${list.length + 1}`, label: '', type: 'query', lang: 'promql', query: '', options: [], multi: false, includeAll: false, current: null, regex: '', refresh: 'load' }]);
   return html`<div data-testid="variables-editor">
     ${list.length === 0 && html`<p class="empty">No variables. A variable ($name in queries) becomes a picker above the panels.</p>`}
     ${list.map((v, i) => html`<${VariableRow} key=${i} variable=${v} onChange=${(nv) => replace(i, nv)}

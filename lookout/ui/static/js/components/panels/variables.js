@@ -75,6 +75,41 @@ function savedCurrent(def) {
   return (Array.isArray(c) ? c : [c]).map(asString);
 }
 
+// Grafana's variable regex: "/pattern/flags", or a bare pattern that must match the whole value.
+export function toRegex(text) {
+  const m = /^\/(.*)\/([dgimsuy]*)$/s.exec(text);
+  return m ? new RegExp(m[1], m[2]) : new RegExp(`^${text}$`);
+}
+
+// Filter and extract options as Grafana does: values the regex does not match are dropped; a
+// named group "value" (or "text") is the option, else the first capture group, else the value;
+// with the g flag every match's first group is an option of its own.
+export function applyRegex(values, regexText) {
+  if (!regexText) return values;
+  const re = toRegex(regexText);
+  const out = [];
+  for (const value of values) {
+    const matches = [];
+    if (re.global) {
+      re.lastIndex = 0;
+      for (let m = re.exec(value); m; m = re.exec(value)) {
+        matches.push(m);
+        if (m[0] === '') re.lastIndex++;
+      }
+    } else {
+      const m = re.exec(value);
+      if (m) matches.push(m);
+    }
+    if (!matches.length) continue;
+    const named = matches.find((m) => m.groups && (m.groups.value !== undefined || m.groups.text !== undefined));
+    const grouped = matches.filter((m) => m.length > 1);
+    if (named) out.push(named.groups.value ?? named.groups.text);
+    else if (grouped.length > 1) out.push(...grouped.map((m) => m[1]));
+    else out.push(grouped.length ? grouped[0][1] : value);
+  }
+  return [...new Set(out.filter((v) => v !== undefined))];
+}
+
 // Which values are selected: urlValues (from var-<name>, may be empty) or the saved current,
 // kept only when they are still options; otherwise All (when offered) or the first option.
 export function chooseSelection(def, options, urlValues) {
@@ -89,7 +124,8 @@ export function chooseSelection(def, options, urlValues) {
 }
 
 // Resolve every variable in order, so one variable's query may use the ones before it.
-// cache: a Map reused between calls (same query + tenant -> no new request).
+// cache: a Map reused between calls (same query + tenant -> no new request; a query variable
+// with refresh "time" asks again when the time range is another one).
 // Returns {variables: {name: resolved}, errors: {name: message}}.
 export async function resolveVariables(defs, urlSelections, range, tenant, cache) {
   const variables = {};
@@ -97,14 +133,25 @@ export async function resolveVariables(defs, urlSelections, range, tenant, cache
   for (const def of defs || []) {
     if (!def || !def.name) continue;
     const query = def.type === 'query' ? interpolate(def.query || '', variables) : '';
-    const key = JSON.stringify([tenant, def.type, def.lang, query, def.options, def.type === 'query' ? '' : def.query]);
+    const byTime = def.type === 'query' && def.refresh === 'time';
+    const key = JSON.stringify([tenant, def.type, def.lang, query, def.options, def.type === 'query' ? '' : def.query,
+      byTime]);
+    const at = byTime ? `${range.start}-${range.end}` : '';
     let options = [];
     try {
-      if (!cache.has(key)) cache.set(key, variableOptions(def, query, range, tenant));
-      options = await cache.get(key);
+      if (cache.get(key)?.at !== at) cache.set(key, { at, options: variableOptions(def, query, range, tenant) });
+      options = await cache.get(key).options;
     } catch (e) {
       cache.delete(key);
       errors[def.name] = e.message;
+    }
+    if (def.type === 'query' && def.regex && !errors[def.name]) {
+      try {
+        options = applyRegex(options, def.regex).sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+      } catch (e) {
+        errors[def.name] = `regex ${def.regex}: ${e.message}`;
+        options = [];
+      }
     }
     const sel = chooseSelection(def, options, urlSelections[def.name] || []);
     variables[def.name] = {
