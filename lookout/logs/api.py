@@ -402,6 +402,10 @@ def _group_entries(entries: list[tuple[str, str, str]]) -> list[dict]:
 
 
 def _trace_streams(sel: Any, hints: SelectHints) -> list[dict]:
+    """Streams of the trace's lines. Each value carries the line's structured metadata (span_id,
+    severity_text, ...) as Loki 3 writes it with categorized labels, ``[ts, line,
+    {"structuredMetadata": {...}}]``, so the trace view can place a line on its span and show its
+    level. At most ``limit`` lines, so the loop over them is bounded."""
     table = sel.entries
     if table.num_rows == 0:
         return []
@@ -409,10 +413,10 @@ def _trace_streams(sel: Any, hints: SelectHints) -> list[dict]:
     tid = pc.map_lookup(md, "trace_id", "first")
     table = table.filter(pc.fill_null(pc.equal(pc.utf8_lower(tid), hints.trace_id), False))
     out: dict[int, dict] = {}
-    for sid, ts, line in zip(table["stream_id"].to_pylist(), table["ts"].to_pylist(), table["line"].to_pylist(),
-                             strict=True):
+    for sid, ts, line, meta in zip(table["stream_id"].to_pylist(), table["ts"].to_pylist(),
+                                   table["line"].to_pylist(), table["metadata"].to_pylist(), strict=True):
         entry = out.setdefault(sid, {"stream": sel.streams.get(sid, {}), "values": []})
-        entry["values"].append([str(ts), line])
+        entry["values"].append([str(ts), line, {"structuredMetadata": dict(meta or ())}] if meta else [str(ts), line])
     return list(out.values())
 
 

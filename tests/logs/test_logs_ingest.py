@@ -115,6 +115,10 @@ def test_sdk_log_exporters(lookout, transport):
     assert data["resultType"] == "streams"
     assert all_lines(data["result"]) == ["payment declined for order o-17", "cart viewed"]
     assert {s["stream"]["service_name"] for s in data["result"]} == {service}
+    # each line carries its structured metadata as Loki's categorized third element
+    meta = {v[1]: v[2]["structuredMetadata"] for s in data["result"] for v in s["values"]}
+    assert meta["cart viewed"]["span_id"] == span_hex and meta["cart viewed"]["trace_id"] == trace_hex
+    assert meta["payment declined for order o-17"]["severity_text"] == "ERROR"
 
 
 # ---- Loki push ----------------------------------------------------------------------------------

@@ -187,6 +187,17 @@ def test_span_details_logs_and_metrics_links(shop, page):
     expect(span_logs.locator("li")).to_have_count(1)
     expect(page.get_by_test_id("trace-logs")).to_contain_text(line)
     expect(page.get_by_test_id("trace-logs")).to_contain_text(f"checkout page requested for order {order}")
+    # the trace's lines carry their level and their span: a click on the span selects it
+    trace_logs = page.get_by_test_id("trace-logs")
+    declined = trace_logs.locator("li", has_text=line)
+    expect(declined).to_contain_text("ERROR")
+    expect(declined.get_by_test_id("log-span")).to_have_text("charge")
+    expect(trace_logs.locator("li", has_text="payment failed for order")).to_contain_text("WARN")
+    requested = trace_logs.locator("li", has_text=f"checkout page requested for order {order}")
+    requested.get_by_test_id("log-span").click()
+    expect(details.get_by_test_id("span-details-name")).to_have_text("GET /checkout")
+    declined.get_by_test_id("log-span").click()
+    expect(details.get_by_test_id("span-details-name")).to_have_text("charge")
     # the selected span is in the URL
     assert re.search(r"[?&]span=[0-9a-f]{16}", page.url)
     shot(page, "trace-span-details")

@@ -235,12 +235,15 @@ export function streamsToLogLines(result) {
   // read as the logs explorer reads a line (its level from labels, metadata or text)
   return lokiStreamsToLines(result).reverse().map((e) => ({
     ts: BigInt(e.ts), line: e.line, level: e.level === 'unknown' ? '' : e.level, service: e.labels.service_name || '',
+    spanId: e.metadata.span_id || '',
   }));
 }
 
 // A short list of log lines, each time shown as an offset from `zeroNs` (BigInt).
 // state: useAsync's {data: lines, error} for the lines of a span or a trace.
-export function LogPreview({ state, zeroNs, testid }) {
+// spans (optional, the trace's byId map) and onSelect: a line logged inside a span of the
+// trace names that span, and a click on the name selects it in the waterfall.
+export function LogPreview({ state, zeroNs, testid, spans = null, onSelect = null }) {
   if (state.error) return html`<div class="error-box">${state.error.message}</div>`;
   if (!state.data) return html`<p class="muted">Loading logs…</p>`;
   if (!state.data.length) return html`<p class="empty">No logs for this ${testid === 'span-logs' ? 'span' : 'trace'}.</p>`;
@@ -249,6 +252,8 @@ export function LogPreview({ state, zeroNs, testid }) {
       <span class="muted">${l.ts >= zeroNs ? '+' : '-'}${formatNanos(Math.abs(Number(l.ts - zeroNs)))}</span>
       ${l.level && html` <span class=${`log-level sev-${l.level}`}>${l.level.toUpperCase()}</span>`}
       ${l.service && html` <span class="muted">${l.service}</span>`}
+      ${spans && spans.has(l.spanId) && html` <button type="button" class="link log-span" data-testid="log-span"
+        title=${`span ${l.spanId}`} onClick=${() => onSelect && onSelect(l.spanId)}>${spans.get(l.spanId).name}</button>`}
       <span class="log-line">${l.line}</span>
     </li>`)}
   </ul>`;

@@ -56,7 +56,7 @@ function Summary({ trace }) {
   </div>`;
 }
 
-function TraceLogs({ trace }) {
+function TraceLogs({ trace, onSelect }) {
   const logs = useAsync((signal) => api(`/lookout/api/v1/traces/${encodeURIComponent(trace.traceId)}/logs`,
     { params: { limit: TRACE_LOG_LIMIT }, signal }).then((r) => streamsToLogLines(r.data && r.data.result)), [trace.traceId]);
   const startMs = Number(trace.startNs / 1000000n);
@@ -67,7 +67,7 @@ function TraceLogs({ trace }) {
       <${Link} class="small-link" data-testid="trace-logs-link"
         href=${explorerHref('/ui/logs', query, startMs + trace.duration / 2e6, 60e3 + trace.duration / 2e6)}>open in Logs<//>
     </div>
-    <${LogPreview} state=${logs} zeroNs=${trace.startNs} testid="trace-logs" />
+    <${LogPreview} state=${logs} zeroNs=${trace.startNs} testid="trace-logs" spans=${trace.byId} onSelect=${onSelect} />
   </div>`;
 }
 
@@ -88,7 +88,7 @@ export function TracePage({ loc, params }) {
   } else {
     body = html`<${Summary} trace=${trace} />
       <${Waterfall} trace=${trace} selectedId=${selected} onSelect=${onSelect} />
-      <${TraceLogs} trace=${trace} />`;
+      <${TraceLogs} trace=${trace} onSelect=${onSelect} />`;
   }
   return html`<div class="page trace-page">
     <div class="toolbar"><${Link} href="/ui/traces">← Search traces<//></div>
