@@ -110,6 +110,22 @@ def test_search_traceql_tags_and_durations(lookout):
     v1 = httpx.get(f"{lookout.http}/api/search/tag/http.route/values", timeout=10).json()
     assert v1["tagValues"] == ["/err", "/fast", "/slow"]
 
+    def values(tag: str, q: str) -> list[str]:
+        r = httpx.get(f"{lookout.http}/api/v2/search/tag/{tag}/values", params={"q": q}, timeout=10)
+        assert r.status_code == 200, r.text
+        return sorted(v["value"] for v in r.json()["tagValues"])
+
+    # Tempo's q: only the values of the spans the query matches (what an editor offers next)
+    assert values("span.http.route", "{ status = error }") == ["/err"]
+    assert values("span.http.route", "{ duration > 1s }") == ["/slow"]
+    assert values("name", "{ kind = client }") == ["db"]
+    assert values("name", '{ rootName = "GET /slow" }') == ["GET /slow", "db"]
+    assert values("span.http.status_code", '{ span.http.route = "/fast" } || { status = error }') == ["200", "500"]
+    assert values("span.http.route", '{ resource.service.name = "nobody" }') == []
+    # an unfinished query (typed so far) or {} lists every value, as Tempo does
+    assert values("span.http.route", "{ span.http.status_code = ") == ["/err", "/fast", "/slow"]
+    assert values("span.http.route", "{}") == ["/err", "/fast", "/slow"]
+
 
 def test_otlp_json_examples_are_accepted(lookout):
     body = (SHARED / "conformance" / "otlp" / "examples" / "trace.json").read_bytes()

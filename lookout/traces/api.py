@@ -195,7 +195,7 @@ class TempoApi:
             scope, key = _split_tag(request.path_params["tag"])
             start, end = self._range(request)
             values = await asyncio.to_thread(search_mod.tag_values, self.store, tenant, scope, key,
-                                             start_ns=start, end_ns=end)
+                                             start_ns=start, end_ns=end, flt=_values_filter(request))
             return JSONResponse({"tagValues": values, "metrics": {}})
 
         return await self._guard(request, run)
@@ -212,6 +212,18 @@ class TempoApi:
     async def buildinfo(self, request: Request) -> Response:
         return JSONResponse({"version": __version__, "revision": "", "branch": "main", "buildUser": "",
                              "buildDate": "", "goVersion": ""})
+
+
+def _values_filter(request: Request) -> search_mod.SpanFilter | None:
+    """Tempo's ``q`` for tag values: the spans whose values to list. It is what an editor has typed
+    so far, often unfinished, so a query that does not parse lists every value (as Tempo)."""
+    q = (request.query_params.get("q") or "").strip()
+    if not q or q == "{}":
+        return None
+    try:
+        return traceql_filter(q)
+    except FilterError:
+        return None
 
 
 def _split_tag(tag: str) -> tuple[str | None, str]:

@@ -174,24 +174,38 @@ def tag_names(store: TraceStore, tenant: str, start_ns: int | None = None, end_n
     return out
 
 
+def _matching_spans(flt: SpanFilter | None) -> tuple[str, list]:
+    """The ``spans`` relation narrowed to the spans a filter matches (any of its spanset filters:
+    exact for one, a superset for ``&&``), as SQL and its parameters."""
+    if flt is None or not flt.predicates:
+        return "spans", []
+    source = f"({_TRACE_COLUMNS_SQL})" if flt.trace_columns else "spans"
+    where = " OR ".join(f"({pred})" for pred, _ in flt.predicates)
+    return f"(SELECT * FROM {source} WHERE {where})", [x for _, ps in flt.predicates for x in ps]
+
+
 def tag_values(store: TraceStore, tenant: str, scope: str | None, key: str, *, start_ns: int | None = None,
-               end_ns: int | None = None, limit: int = 1000) -> list[dict]:
-    """Distinct values of one attribute with their TraceQL types; ``scope`` None = both scopes."""
+               end_ns: int | None = None, limit: int = 1000, flt: SpanFilter | None = None) -> list[dict]:
+    """Distinct values of one attribute with their TraceQL types; ``scope`` None = both scopes.
+    ``flt`` (Tempo's ``q``) keeps only the values of the spans it matches."""
     if scope is None and key in ("name", "status", "kind", "statusMessage", "rootServiceName", "rootName"):
-        return _intrinsic_values(store, tenant, key, start_ns, end_ns, limit)
+        return _intrinsic_values(store, tenant, key, start_ns, end_ns, limit, flt)
     scopes = [scope] if scope in TAG_MAPS else list(TAG_MAPS)
     maps = [c for s in scopes for c in TAG_MAPS[s] if not c.endswith("_other")]
-    rel = _Relation(store, tenant, start_ns, end_ns, ["trace_id", "start_time_unix_nano", "duration_nano", *maps])
+    columns = SEARCH_COLUMNS if flt is not None and flt.predicates else [
+        "trace_id", "start_time_unix_nano", "duration_nano", *maps]
+    rel = _Relation(store, tenant, start_ns, end_ns, columns)
     try:
         if rel.empty:
             return []
+        source, fparams = _matching_spans(flt)
         parts = []
         for c in maps:
             vtype = VALUE_TYPES[c.rsplit("_", 1)[1]]
-            parts.append(f"SELECT DISTINCT '{vtype}' AS type, CAST({c}[?] AS VARCHAR) AS value FROM spans")
+            parts.append(f"SELECT DISTINCT '{vtype}' AS type, CAST({c}[?] AS VARCHAR) AS value FROM {source}")
         sql = f"SELECT DISTINCT type, value FROM ({' UNION '.join(parts)}) WHERE value IS NOT NULL " \
               f"ORDER BY type, value LIMIT {int(limit)}"
-        rows = rel.cur.sql(sql, params=[key] * len(parts)).to_arrow_table().to_pylist()
+        rows = rel.cur.sql(sql, params=[key, *fparams] * len(parts)).to_arrow_table().to_pylist()
     finally:
         rel.close()
     return rows
@@ -201,21 +215,25 @@ _KIND_NAMES = ["unspecified", "internal", "server", "client", "producer", "consu
 _STATUS_NAMES = ["unset", "ok", "error"]
 
 
-def _intrinsic_values(store: TraceStore, tenant: str, key: str, start_ns, end_ns, limit) -> list[dict]:
+def _intrinsic_values(store: TraceStore, tenant: str, key: str, start_ns, end_ns, limit,
+                      flt: SpanFilter | None = None) -> list[dict]:
     if key == "status":
         return [{"type": "keyword", "value": v} for v in _STATUS_NAMES]
     if key == "kind":
         return [{"type": "keyword", "value": v} for v in _KIND_NAMES]
     column = {"name": "name", "statusMessage": "status_message", "rootServiceName": "service_name",
               "rootName": "name"}[key]
-    rel = _Relation(store, tenant, start_ns, end_ns,
-                    ["trace_id", "start_time_unix_nano", "duration_nano", "parent_span_id", column])
+    columns = SEARCH_COLUMNS if flt is not None and flt.predicates else [
+        "trace_id", "start_time_unix_nano", "duration_nano", "parent_span_id", column]
+    rel = _Relation(store, tenant, start_ns, end_ns, columns)
     try:
         if rel.empty:
             return []
+        source, fparams = _matching_spans(flt)
         root = " AND octet_length(parent_span_id) = 0" if key.startswith("root") else ""
         tbl: pa.Table = rel.cur.sql(
-            f"SELECT DISTINCT {column} AS value FROM spans WHERE {column} <> ''{root} ORDER BY 1 LIMIT {int(limit)}"
+            f"SELECT DISTINCT {column} AS value FROM {source} WHERE {column} <> ''{root} ORDER BY 1 "
+            f"LIMIT {int(limit)}", params=fparams
         ).to_arrow_table()
     finally:
         rel.close()

@@ -41,7 +41,10 @@ def _span_row(page, name: str):
 def test_search_form_builds_traceql_and_finds_the_error_traces(shop, page):
     page.goto(f"{shop.url}/ui/traces")
     expect(page.get_by_test_id("trace-row").first).to_be_visible()  # recent traces by default
+    expect(page.get_by_test_id("search-span").locator("option")).to_have_count(7)  # any + 6 span names
     page.get_by_test_id("search-service").select_option("payments")
+    # the span names offered are the chosen service's (tag values narrowed by q)
+    expect(page.get_by_test_id("search-span").locator("option")).to_have_text(["any", "charge"])
     page.get_by_test_id("search-status").select_option("error")
     expect(page.get_by_test_id("built-traceql")).to_have_text(ERROR_QUERY)
     expect(page.get_by_test_id("trace-row")).to_have_count(6)
