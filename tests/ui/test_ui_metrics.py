@@ -191,6 +191,26 @@ def test_logql_and_traceql_completers(shop, page):
     assert by_labels == ["status", "instance"]  # the labels of the metric in the query only
 
 
+def test_completers_narrow_values_by_what_is_typed_before(shop, page):
+    """Label values inside a LogQL selector are those of the streams the matchers before select;
+    TraceQL values those of the spans the &&-joined conditions before match (Tempo's q)."""
+    now = str(time.time_ns())
+    push = {"streams": [{"stream": {"uitest_app": "shop-a", "uitest_env": "prod"}, "values": [[now, "a"]]},
+                        {"stream": {"uitest_app": "shop-b", "uitest_env": "dev"}, "values": [[now, "b"]]}]}
+    assert httpx.post(f"{shop.url}/loki/api/v1/push", json=push).status_code == 204
+    page.goto(f"{shop.url}/ui/metrics")
+    lib = "/ui/static/js/lib/completers.js"
+    assert _labels(page, lib, "logqlCompleter", '{uitest_env="') == ["dev", "prod"]
+    assert _labels(page, lib, "logqlCompleter", '{uitest_app="shop-a", uitest_env="') == ["prod"]
+    assert _labels(page, lib, "logqlCompleter", '{uitest_app=~"shop-.*", uitest_env=') == ["dev", "prod"]
+    assert len(_labels(page, lib, "traceqlCompleter", "{ name = ")) == 6
+    assert _labels(page, lib, "traceqlCompleter", '{ resource.service.name = "payments" && name = ') == ["charge"]
+    assert _labels(page, lib, "traceqlCompleter", '{ kind = client && resource.service.name = "') == [
+        "checkout", "frontend"]
+    # with || the other branch may match other spans: no narrowing
+    assert len(_labels(page, lib, "traceqlCompleter", '{ resource.service.name = "payments" || name = ')) == 6
+
+
 def test_value_formatting_and_series_names(page, ui_node):
     page.goto(f"{ui_node.http}/ui/metrics")
     got = page.evaluate("""async () => {

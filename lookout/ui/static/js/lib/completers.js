@@ -67,6 +67,15 @@ function quotedValues(text, cursor, strAt, values, detail) {
 }
 
 const MATCHER_BEFORE = /([a-zA-Z_][\w.]*)\s*(=~|!~|!=|=)\s*$/;
+const COMPLETE_MATCHER = /([a-zA-Z_][\w.]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|`[^`]*`)/g;
+
+// The finished matchers typed before the one being completed, as a selector ('' when none):
+// label values are then those of the streams they select, as Grafana's Loki editor offers them.
+function selectorBefore(matchersText, except) {
+  const out = [];
+  for (const m of matchersText.matchAll(COMPLETE_MATCHER)) if (m[1] !== except) out.push(`${m[1]}${m[2]}${m[3]}`);
+  return out.length ? `{${out.join(', ')}}` : '';
+}
 const DURATIONS = ['1m', '5m', '10m', '15m', '30m', '1h', '6h', '12h', '1d'].map((d) => ({ label: d, detail: 'range' }));
 
 // ---- PromQL --------------------------------------------------------------------------------
@@ -186,8 +195,8 @@ async function lokiLabelNames() {
   return (r.data || []).map((n) => ({ label: n, detail: 'label' }));
 }
 
-async function lokiLabelValues(label) {
-  const r = await cached(`/loki/api/v1/label/${encodeURIComponent(label)}/values`);
+async function lokiLabelValues(label, query = '') {
+  const r = await cached(`/loki/api/v1/label/${encodeURIComponent(label)}/values`, query ? { query } : {});
   return r.data || [];
 }
 
@@ -195,11 +204,13 @@ export async function logqlCompleter(text, cursor) {
   const before = text.slice(0, cursor);
   const { open, str } = scan(before);
   if (open && open.ch === '{') {
-    const m = MATCHER_BEFORE.exec(before.slice(0, str ? str.at : cursor));
-    if (str && m) return quotedValues(text, cursor, str.at, await lokiLabelValues(m[1]), m[1]);
+    const upto = before.slice(0, str ? str.at : cursor);
+    const m = MATCHER_BEFORE.exec(upto);
+    const narrow = m ? selectorBefore(upto.slice(open.at + 1, m.index), m[1]) : '';
+    if (str && m) return quotedValues(text, cursor, str.at, await lokiLabelValues(m[1], narrow), m[1]);
     if (str) return null;
     if (m) {
-      const values = await lokiLabelValues(m[1]);
+      const values = await lokiLabelValues(m[1], narrow);
       return answer(text, cursor, '', values.map((v) => ({ label: v, detail: m[1], insert: JSON.stringify(v) })));
     }
     return answer(text, cursor, /\w*$/.exec(before)[0], await lokiLabelNames(), /^\w*/);
@@ -248,9 +259,16 @@ async function tempoAttributeItems() {
   return items;
 }
 
-async function tempoValues(tag) {
-  const r = await cached(`/api/v2/search/tag/${encodeURIComponent(TAG_FOR_API[tag] || tag)}/values`);
+async function tempoValues(tag, q = '') {
+  const r = await cached(`/api/v2/search/tag/${encodeURIComponent(TAG_FOR_API[tag] || tag)}/values`, q ? { q } : {});
   return r.tagValues || [];
+}
+
+// Tempo's q for the values of the condition being typed: the conditions before it in the same
+// span set when they are all joined by && (with || the other branch may match other spans).
+function spansetBefore(conditionsText) {
+  const head = conditionsText.replace(/&&\s*$/, '').trim();
+  return head && !head.includes('||') ? `{ ${head} }` : '';
 }
 
 export async function traceqlCompleter(text, cursor) {
@@ -260,9 +278,10 @@ export async function traceqlCompleter(text, cursor) {
     if (str) return null;
     return answer(text, cursor, /\w*$/.exec(before)[0], TRACEQL_OUTSIDE, /^\w*/);
   }
-  const m = /([a-zA-Z_.:][\w.:-]*)\s*(=~|!~|!=|>=|<=|=|>|<)\s*\w*$/.exec(before.slice(0, str ? str.at : cursor));
+  const upto = before.slice(0, str ? str.at : cursor);
+  const m = /([a-zA-Z_.:][\w.:-]*)\s*(=~|!~|!=|>=|<=|=|>|<)\s*\w*$/.exec(upto);
   if (m) {
-    const values = await tempoValues(m[1]);
+    const values = await tempoValues(m[1], spansetBefore(upto.slice(open.at + 1, m.index)));
     if (str) return quotedValues(text, cursor, str.at, values.map((v) => v.value), m[1]);
     const items = values.map((v) => ({ label: v.value, detail: m[1], insert: v.type === 'string' ? JSON.stringify(v.value) : v.value }));
     return answer(text, cursor, /\w*$/.exec(before)[0], items, /^\w*/);
