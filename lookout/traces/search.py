@@ -174,14 +174,17 @@ def tag_names(store: TraceStore, tenant: str, start_ns: int | None = None, end_n
     return out
 
 
-def _matching_spans(flt: SpanFilter | None) -> tuple[str, list]:
-    """The ``spans`` relation narrowed to the spans a filter matches (any of its spanset filters:
-    exact for one, a superset for ``&&``), as SQL and its parameters."""
+def _matching_spans(store: TraceStore, tenant: str, start_ns: int | None, end_ns: int | None, columns: list[str],
+                    flt: SpanFilter | None) -> tuple[_Relation, str, list]:
+    """The tenant's spans (``columns`` of them) narrowed to those a filter matches (any of its
+    spanset filters: exact for one, a superset for ``&&``): the relation, the SQL to select from
+    and its parameters. A filter reads other columns, so then every search column is loaded."""
     if flt is None or not flt.predicates:
-        return "spans", []
+        return _Relation(store, tenant, start_ns, end_ns, columns), "spans", []
+    rel = _Relation(store, tenant, start_ns, end_ns, SEARCH_COLUMNS)
     source = f"({_TRACE_COLUMNS_SQL})" if flt.trace_columns else "spans"
     where = " OR ".join(f"({pred})" for pred, _ in flt.predicates)
-    return f"(SELECT * FROM {source} WHERE {where})", [x for _, ps in flt.predicates for x in ps]
+    return rel, f"(SELECT * FROM {source} WHERE {where})", [x for _, ps in flt.predicates for x in ps]
 
 
 def tag_values(store: TraceStore, tenant: str, scope: str | None, key: str, *, start_ns: int | None = None,
@@ -192,13 +195,11 @@ def tag_values(store: TraceStore, tenant: str, scope: str | None, key: str, *, s
         return _intrinsic_values(store, tenant, key, start_ns, end_ns, limit, flt)
     scopes = [scope] if scope in TAG_MAPS else list(TAG_MAPS)
     maps = [c for s in scopes for c in TAG_MAPS[s] if not c.endswith("_other")]
-    columns = SEARCH_COLUMNS if flt is not None and flt.predicates else [
-        "trace_id", "start_time_unix_nano", "duration_nano", *maps]
-    rel = _Relation(store, tenant, start_ns, end_ns, columns)
+    rel, source, fparams = _matching_spans(store, tenant, start_ns, end_ns,
+                                           ["trace_id", "start_time_unix_nano", "duration_nano", *maps], flt)
     try:
         if rel.empty:
             return []
-        source, fparams = _matching_spans(flt)
         parts = []
         for c in maps:
             vtype = VALUE_TYPES[c.rsplit("_", 1)[1]]
@@ -223,13 +224,11 @@ def _intrinsic_values(store: TraceStore, tenant: str, key: str, start_ns, end_ns
         return [{"type": "keyword", "value": v} for v in _KIND_NAMES]
     column = {"name": "name", "statusMessage": "status_message", "rootServiceName": "service_name",
               "rootName": "name"}[key]
-    columns = SEARCH_COLUMNS if flt is not None and flt.predicates else [
-        "trace_id", "start_time_unix_nano", "duration_nano", "parent_span_id", column]
-    rel = _Relation(store, tenant, start_ns, end_ns, columns)
+    own = ["trace_id", "start_time_unix_nano", "duration_nano", "parent_span_id", column]
+    rel, source, fparams = _matching_spans(store, tenant, start_ns, end_ns, own, flt)
     try:
         if rel.empty:
             return []
-        source, fparams = _matching_spans(flt)
         root = " AND octet_length(parent_span_id) = 0" if key.startswith("root") else ""
         tbl: pa.Table = rel.cur.sql(
             f"SELECT DISTINCT {column} AS value FROM {source} WHERE {column} <> ''{root} ORDER BY 1 "
