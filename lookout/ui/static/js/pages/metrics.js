@@ -66,7 +66,9 @@ function useQueryResult(view, runs) {
     const start = range.start / 1000;
     const end = range.end / 1000;
     const step = stepSeconds(view.step) || autoStep(range.start, range.end);
-    setState((s) => ({ ...s, loading: true }));
+    // a reload keeps its result on screen; another tab's result (a range matrix in the table,
+    // an instant vector in the graph) is not shown while this tab's query runs
+    setState((s) => (s.tab === view.tab ? { ...s, loading: true } : { ...s, loading: true, data: null, tab: view.tab }));
     const main = view.tab === 'table'
       ? api('/api/v1/query', { params: { query: view.query, time: end }, signal })
       : api('/api/v1/query_range', { params: { query: view.query, start, end, step }, signal });
@@ -74,7 +76,7 @@ function useQueryResult(view, runs) {
       ? api('/api/v1/query_exemplars', { params: { query: view.query, start, end }, signal }).then((r) => flattenExemplars(r.data)).catch(() => [])
       : Promise.resolve([]);
     Promise.all([main, ex]).then(([r, exemplars]) => {
-      setState({ loading: false, error: null, data: r.data, exemplars, range: { ...range, step } });
+      setState({ loading: false, error: null, data: r.data, exemplars, range: { ...range, step }, tab: view.tab });
     }).catch((e) => {
       if (e.name === 'AbortError') return;
       setState({ loading: false, error: e, data: null, exemplars: [], range: null });
