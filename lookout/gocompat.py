@@ -1,5 +1,6 @@
 """Go's string behaviour where the query languages expose it: ``strconv.Quote`` for the string
-literals PromQL and TraceQL print back, and ``regexp.Expand`` for ``label_replace`` templates
+literals PromQL and TraceQL print back, ``strconv.Unquote`` for the double-quoted literals of
+Alertmanager matchers and Go templates, and ``regexp.Expand`` for ``label_replace`` templates
 (``$1``, ``${1}``, ``$name``, ``${name}``, ``$$``) in PromQL and LogQL."""
 
 from __future__ import annotations
@@ -67,4 +68,53 @@ def quote(value: str) -> str:
         else:
             out.append(ch)
     out.append('"')
+    return "".join(out)
+
+
+_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\",
+            '"': '"', "'": "'"}
+_HEX_WIDTH = {"x": 2, "u": 4, "U": 8}
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+class UnquoteError(ValueError):
+    """A bad escape in a Go string literal; ``str()`` names it, ``at_end`` is a lone final ``\\``."""
+
+    def __init__(self, message: str, *, at_end: bool = False) -> None:
+        super().__init__(message)
+        self.at_end = at_end
+
+
+def unquote(body: str) -> str:
+    """The value of a Go interpreted string literal, given the text between its double quotes
+    (``\\n``, ``\\x1b``, ``\\u00e9``, ``\\101``, ``\\"``); raises :class:`UnquoteError`."""
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch != "\\":
+            out.append(ch)
+            i += 1
+            continue
+        i += 1
+        if i >= len(body):
+            raise UnquoteError("invalid escape at end", at_end=True)
+        e = body[i]
+        if e in _ESCAPES:
+            out.append(_ESCAPES[e])
+            i += 1
+        elif e in _HEX_WIDTH:
+            digits = body[i + 1:i + 1 + _HEX_WIDTH[e]]
+            if len(digits) != _HEX_WIDTH[e] or not _HEX.issuperset(digits):
+                raise UnquoteError(f"invalid escape \\{e}{digits}")
+            out.append(chr(int(digits, 16)))
+            i += 1 + len(digits)
+        elif e in "01234567":
+            digits = body[i:i + 3]
+            if len(digits) != 3 or not set(digits) <= set("01234567"):
+                raise UnquoteError("invalid octal escape")
+            out.append(chr(int(digits, 8)))
+            i += 3
+        else:
+            raise UnquoteError(f"invalid escape \\{e}")
     return "".join(out)

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from lookout.gocompat import UnquoteError, unquote
+
 __all__ = ["MatchType", "Matcher", "MatcherError", "parse_matcher", "parse_matchers", "matches_all"]
 
 
@@ -121,44 +123,12 @@ def _quote(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
-_GO_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\",
-               '"': '"', "'": "'"}
-
-
 def _unquote(tok: str, pos: int) -> str:
     """Go ``strconv.Unquote`` for a double-quoted string (the token includes the quotes)."""
-    body = tok[1:-1]
-    out: list[str] = []
-    i = 0
-    while i < len(body):
-        ch = body[i]
-        if ch != "\\":
-            out.append(ch)
-            i += 1
-            continue
-        i += 1
-        if i >= len(body):
-            raise MatcherError(f"{pos}: invalid escape at end of {tok}")
-        e = body[i]
-        if e in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[e])
-            i += 1
-        elif e in "xuU":
-            n = {"x": 2, "u": 4, "U": 8}[e]
-            digits = body[i + 1 : i + 1 + n]
-            if len(digits) != n or not all(c in "0123456789abcdefABCDEF" for c in digits):
-                raise MatcherError(f"{pos}: invalid escape \\{e}{digits} in {tok}")
-            out.append(chr(int(digits, 16)))
-            i += 1 + n
-        elif e in "01234567":
-            digits = body[i : i + 3]
-            if len(digits) != 3 or not all(c in "01234567" for c in digits):
-                raise MatcherError(f"{pos}: invalid octal escape in {tok}")
-            out.append(chr(int(digits, 8)))
-            i += 3
-        else:
-            raise MatcherError(f"{pos}: invalid escape \\{e} in {tok}")
-    return "".join(out)
+    try:
+        return unquote(tok[1:-1])
+    except UnquoteError as e:
+        raise MatcherError(f"{pos}: {e} {'of' if e.at_end else 'in'} {tok}") from None
 
 
 def _tokens(s: str) -> list[tuple[str, str, int]]:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from lookout.gocompat import UnquoteError, unquote
 from lookout.gocompat import expand as _regexp_expand
 from lookout.gocompat import quote as _go_quote
 from lookout.storage.durations import parse_prometheus_duration
@@ -1059,38 +1060,12 @@ class _Lexer:
             space = False
 
 
-_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\",
-            '"': '"', "'": "'"}
-
-
 def _unquote(s: str, err: Callable[[str], TemplateError]) -> str:
     """A Go interpreted string literal's value."""
-    body = s[1:-1]
-    out: list[str] = []
-    i = 0
-    while i < len(body):
-        ch = body[i]
-        if ch != "\\":
-            out.append(ch)
-            i += 1
-            continue
-        e = body[i + 1] if i + 1 < len(body) else ""
-        if e in _ESCAPES:
-            out.append(_ESCAPES[e])
-            i += 2
-        elif e in ("x", "u", "U"):
-            width = {"x": 2, "u": 4, "U": 8}[e]
-            hexs = body[i + 2:i + 2 + width]
-            if len(hexs) != width or not all(h in "0123456789abcdefABCDEF" for h in hexs):
-                raise err(f"invalid syntax in string {s}")
-            out.append(chr(int(hexs, 16)))
-            i += 2 + width
-        elif e in "01234567" and len(body) >= i + 4:
-            out.append(chr(int(body[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            raise err(f"invalid syntax in string {s}")
-    return "".join(out)
+    try:
+        return unquote(s[1:-1])
+    except UnquoteError:
+        raise err(f"invalid syntax in string {s}") from None
 
 
 # ---------------------------------------------------------------- syntax tree

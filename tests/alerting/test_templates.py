@@ -244,6 +244,9 @@ PARSE_ERRORS = [
     ("{{ range $a, $b, $c := . }}{{ end }}", "range can only initialize variables"),
     ("{{ if true }}{{ else }}{{ else }}{{ end }}", "expected end; found {{else}}"),
     ("line1\n{{ nope }}", "template: 2:3:"),
+    ('{{ "a\\q" }}', 'invalid syntax in string "a\\q"'),
+    ('{{ "a\\19x" }}', 'invalid syntax in string "a\\19x"'),  # a bad octal escape (was a ValueError)
+    ('{{ "\\x4" }}', 'invalid syntax in string "\\x4"'),
 ]
 
 
