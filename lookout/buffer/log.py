@@ -29,6 +29,14 @@ class Record:
     payload: bytes
 
 
+def payloads_by_tenant(records: list[Record]) -> dict[str, list[bytes]]:
+    """A batch's payloads per tenant, in log order: each tenant is decoded as one batch."""
+    by_tenant: dict[str, list[bytes]] = {}
+    for r in records:
+        by_tenant.setdefault(r.tenant, []).append(r.payload)
+    return by_tenant
+
+
 class LogFull(Exception):
     """The log refuses the append (size or disk bound); the client should retry later."""
 

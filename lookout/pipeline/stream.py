@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from lookout.buffer.log import Record
+from lookout.buffer.log import Record, payloads_by_tenant
 
 
 class SpanStore(Protocol):
@@ -60,9 +60,7 @@ class TraceStreamSink:
     def ingest(self, records: list[Record]) -> None:
         if not records:
             return
-        by_tenant: dict[str, list[bytes]] = {}
-        for r in records:
-            by_tenant.setdefault(r.tenant, []).append(r.payload)
+        by_tenant = payloads_by_tenant(records)
         lo, hi = records[0].offset, records[-1].next_offset
         self._consumed_hi = hi
         for tenant, payloads in by_tenant.items():

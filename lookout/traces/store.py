@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lookout.buffer.log import Record
+from lookout.buffer.log import Record, payloads_by_tenant
 from lookout.config import Storage
 from lookout.otlp import decode_traces
 from lookout.selfmon.registry import Registry
@@ -80,9 +80,7 @@ class TraceStore:
         :meth:`decode`, :meth:`append` and :meth:`mark_consumed` itself instead."""
         if not records:
             return
-        by_tenant: dict[str, list[bytes]] = {}
-        for r in records:
-            by_tenant.setdefault(r.tenant, []).append(r.payload)
+        by_tenant = payloads_by_tenant(records)
         lo, hi = records[0].offset, records[-1].next_offset
         for tenant, payloads in by_tenant.items():
             self.append(tenant, self.decode(tenant, payloads), sum(map(len, payloads)), lo, hi)
